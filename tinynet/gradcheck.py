@@ -1,0 +1,75 @@
+"""Numerical gradient checks: central differences in float64 against a backward pass.
+
+The upstream gradient is random (an all-ones one hides transposition bugs), and the
+relative error is max(|a - n| / max(1e-8, |a| + |n|)) over the elements.
+"""
+
+import numpy as np
+
+from .backend import to_numpy, xp_of
+
+
+def relative_error(analytic, numeric):
+    """Worst elementwise relative error between two gradients, and where it occurs."""
+    analytic = to_numpy(analytic).astype(np.float64)
+    numeric = to_numpy(numeric).astype(np.float64)
+    if analytic.shape != numeric.shape:
+        raise ValueError(f"gradient shapes differ: {analytic.shape} vs {numeric.shape}")
+    if analytic.size == 0:
+        return 0.0, ()
+    errors = np.abs(analytic - numeric) / np.maximum(1e-8, np.abs(analytic) + np.abs(numeric))
+    where = np.unravel_index(int(np.argmax(errors)), errors.shape)
+    return float(errors[where]), tuple(int(i) for i in where)
+
+
+def numerical_gradient(f, x, dy=None, eps=1e-6):
+    """d sum(f() * dy) / dx by central differences (dy=None: f returns a scalar).
+
+    `x` must be float64; it is perturbed in place and restored.
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"gradient checks run in float64, got {x.dtype}")
+    xp = xp_of(x)
+
+    def objective():
+        out = f()
+        if dy is None:
+            return float(out)
+        return float(xp.sum(out * dy))
+
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for index in np.ndindex(*x.shape):
+        saved = float(x[index])
+        x[index] = saved + eps
+        plus = objective()
+        x[index] = saved - eps
+        minus = objective()
+        x[index] = saved
+        grad[index] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def check_gradients(f, inputs, analytic, dy=None, eps=1e-6, bound=1e-6):
+    """Compare analytic gradients with central differences for every named input.
+
+    f: callable with no arguments that recomputes the output from the arrays in `inputs`.
+    inputs: {name: float64 array} perturbed in place; analytic: {name: gradient array}.
+    Returns {name: worst relative error}; raises AssertionError with a table when any
+    error exceeds `bound`.
+    """
+    if set(inputs) != set(analytic):
+        raise ValueError(f"inputs {sorted(inputs)} and gradients {sorted(analytic)} differ")
+    rows, worst = [], {}
+    for name, x in inputs.items():
+        numeric = numerical_gradient(f, x, dy, eps)
+        error, where = relative_error(analytic[name], numeric)
+        worst[name] = error
+        rows.append((name, tuple(x.shape), error, where))
+    failed = [row for row in rows if not row[2] <= bound]
+    if failed:
+        table = "\n".join(
+            f"  {name:<12} shape={str(shape):<18} worst rel. error={error:.3e} at {where}"
+            for name, shape, error, where in rows
+        )
+        raise AssertionError(f"gradient check failed (bound {bound:.0e}):\n{table}")
+    return worst
