@@ -1,0 +1,100 @@
+"""Optimizers (section 4.2.6) against updates computed by hand, on a convex loss, and
+through a save/restore of their state."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tinynet.backend import to_numpy
+from tinynet.optim import OPTIMIZERS, SGD, Adadelta, Adam, clip_grad_norm
+
+GRADIENTS = [np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.1, 1.5]), np.array([1.0, -3.0, 0.0])]
+START = np.array([1.0, 2.0, -1.0])
+
+
+def run(optimizer, xp, grads=GRADIENTS):
+    w = xp.asarray(START.copy())
+    for g in grads:
+        optimizer.step({"w": w}, {"w": xp.asarray(g)})
+    return to_numpy(w)
+
+
+def test_sgd_matches_hand_computed_updates(xp):
+    expected = START - 0.1 * sum(GRADIENTS)
+    np.testing.assert_allclose(run(SGD(lr=0.1), xp), expected, rtol=1e-12)
+
+
+def test_adam_matches_hand_computed_updates(xp):
+    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-8
+    w, m, v = START.copy(), np.zeros(3), np.zeros(3)
+    for t, g in enumerate(GRADIENTS, start=1):
+        for k in range(3):  # the textbook form, one scalar at a time
+            m[k] = b1 * m[k] + (1 - b1) * g[k]
+            v[k] = b2 * v[k] + (1 - b2) * g[k] ** 2
+            m_hat, v_hat = m[k] / (1 - b1**t), v[k] / (1 - b2**t)
+            w[k] -= lr * m_hat / (math.sqrt(v_hat) + eps)
+    np.testing.assert_allclose(run(Adam(), xp), w, rtol=1e-12, atol=1e-15)
+
+
+def test_adadelta_matches_hand_computed_updates(xp):
+    rho, eps, lr = 0.95, 1e-6, 1.0
+    w, sq, dl = START.copy(), np.zeros(3), np.zeros(3)
+    for g in GRADIENTS:
+        for k in range(3):
+            sq[k] = rho * sq[k] + (1 - rho) * g[k] ** 2
+            delta = math.sqrt(dl[k] + eps) / math.sqrt(sq[k] + eps) * g[k]
+            dl[k] = rho * dl[k] + (1 - rho) * delta**2
+            w[k] -= lr * delta
+    np.testing.assert_allclose(run(Adadelta(), xp), w, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name,kwargs", [("sgd", {"lr": 0.05}), ("adam", {"lr": 0.05}), ("adadelta", {})])
+def test_optimizers_reduce_a_convex_loss(xp, rng, name, kwargs):
+    A = xp.asarray(rng.standard_normal((8, 4)))
+    target = xp.asarray(rng.standard_normal(8))
+    w = xp.zeros(4)
+
+    def loss_and_grad():
+        residual = A @ w - target
+        return float(0.5 * (residual @ residual)), A.T @ residual
+
+    optimizer = OPTIMIZERS[name](**kwargs)
+    first, _ = loss_and_grad()
+    for _ in range(300):
+        loss, grad = loss_and_grad()
+        optimizer.step({"w": w}, {"w": grad})
+    best = float(0.5 * np.sum((np.linalg.lstsq(to_numpy(A), to_numpy(target), rcond=None)[0] @ to_numpy(A).T - to_numpy(target)) ** 2))
+    assert loss < first
+    assert loss - best < 0.5 * (first - best)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_state_save_and_restore_continues_identically(xp, name):
+    straight = run(OPTIMIZERS[name](), xp, GRADIENTS * 2)
+    first = OPTIMIZERS[name]()
+    w = xp.asarray(START.copy())
+    for g in GRADIENTS:
+        first.step({"w": w}, {"w": xp.asarray(g)})
+    saved = first.state_dict()
+    resumed = OPTIMIZERS[name]()
+    resumed.load_state_dict(saved, xp)
+    for g in GRADIENTS:
+        resumed.step({"w": w}, {"w": xp.asarray(g)})
+    np.testing.assert_array_equal(to_numpy(w), straight)
+
+
+def test_mismatched_params_and_grads_are_an_error(xp):
+    with pytest.raises(KeyError, match="differ"):
+        Adam().step({"w": xp.zeros(2)}, {"v": xp.zeros(2)})
+
+
+def test_clip_grad_norm_scales_to_the_bound_and_leaves_small_gradients(xp):
+    grads = {"a": xp.asarray([3.0, 0.0]), "b": xp.asarray([0.0, 4.0])}
+    norm = clip_grad_norm(grads, max_norm=1.0)
+    assert float(norm) == pytest.approx(5.0)
+    np.testing.assert_allclose(to_numpy(grads["a"]), [0.6, 0.0], rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(grads["b"]), [0.0, 0.8], rtol=1e-6)
+    small = {"a": xp.asarray([0.3, 0.4])}
+    clip_grad_norm(small, max_norm=1.0)
+    np.testing.assert_allclose(to_numpy(small["a"]), [0.3, 0.4], rtol=1e-6)

@@ -1,0 +1,29 @@
+"""Adam (Kingma & Ba): bias-corrected running means of the gradient and its square."""
+
+import math
+
+from .base import Optimizer
+
+
+class Adam(Optimizer):
+    """m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+    w <- w - lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps_hat), eps_hat = eps sqrt(1-b2^t).
+
+    The last line is the paper's form of m_hat / (sqrt(v_hat) + eps), folded into one step size.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def update(self, param, grad, state):
+        m, v = state["m"], state["v"]
+        m *= self.beta1
+        m += (1 - self.beta1) * grad
+        v *= self.beta2
+        v += (1 - self.beta2) * (grad * grad)
+        correction2 = math.sqrt(1 - self.beta2**self.t)
+        step = self.lr * correction2 / (1 - self.beta1**self.t)
+        param -= step * m / (v**0.5 + self.eps * correction2)
