@@ -29,3 +29,10 @@ def xp(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def no_mnist_env(monkeypatch):
+    """Clear the MNIST_HALF_* variables a user may have set, so a test picks its data sources itself."""
+    for name in ("MNIST_HALF_DATA", "MNIST_HALF_CACHE", "MNIST_HALF_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
