@@ -1,0 +1,146 @@
+"""Convolution, eq. (5) before its activation, and its adjoint, the transposed convolution
+(the "deconvolution" of Figure 1's convolutional decoder).
+
+Both are one matrix product over *columns*: im2col lays every kh x kw window of the padded
+input out as a column, so y = W_rows @ cols with W_rows = W reshaped to (F, C*kh*kw).
+Columns are built from a strided view of the input (no Python loop over pixels); col2im,
+the adjoint of im2col, adds each column back into the pixels it was read from.
+
+Layout: images NCHW; columns (C*kh*kw, N*Ho*Wo), so the product has the long pixel axis
+as its free dimension and one GEMM serves the whole batch.
+"""
+
+from ..backend import xp_of
+
+
+def output_size(size, kernel, stride, pad):
+    """Output length of a convolution along one axis, floored like PyTorch."""
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def sliding_windows(x, kh, kw, stride):
+    """View (N, C, Ho, Wo, kh, kw) of x (N, C, H, W): [n, c, h, w, i, j] is x[n, c, h*stride+i, w*stride+j].
+
+    No copy: windows overlap in memory, so write through the view one offset (i, j) at a time.
+    """
+    N, C, Hi, Wi = x.shape
+    Ho, Wo = output_size(Hi, kh, stride, 0), output_size(Wi, kw, stride, 0)
+    sN, sC, sH, sW = x.strides
+    as_strided = xp_of(x).lib.stride_tricks.as_strided
+    return as_strided(x, (N, C, Ho, Wo, kh, kw), (sN, sC, stride * sH, stride * sW, sH, sW))
+
+
+def _pad(x, pad):
+    if pad == 0:
+        return x
+    N, C, Hi, Wi = x.shape
+    x_padded = xp_of(x).zeros((N, C, Hi + 2 * pad, Wi + 2 * pad), dtype=x.dtype)
+    x_padded[:, :, pad:pad + Hi, pad:pad + Wi] = x
+    return x_padded
+
+
+def im2col(x, kh, kw, stride, pad):
+    """x: (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), row (c, i, j), column (n, h, w)."""
+    windows = sliding_windows(_pad(x, pad), kh, kw, stride)
+    N, C, Ho, Wo = windows.shape[:4]
+    return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * Ho * Wo)
+
+
+def col2im(cols, x_shape, kh, kw, stride, pad):
+    """Adjoint of im2col: cols (C*kh*kw, N*Ho*Wo) -> dx (N, C, H, W), summing overlapping windows."""
+    N, C, Hi, Wi = x_shape
+    dx_padded = xp_of(cols).zeros((N, C, Hi + 2 * pad, Wi + 2 * pad), dtype=cols.dtype)
+    windows = sliding_windows(dx_padded, kh, kw, stride).transpose(1, 4, 5, 0, 2, 3)
+    cols = cols.reshape(windows.shape)
+    # Windows of neighbouring pixels share input pixels: add one kernel offset at a time,
+    # so no single `+=` writes the same element twice.
+    for i in range(kh):
+        for j in range(kw):
+            windows[:, i, j] += cols[:, i, j]
+    return dx_padded[:, :, pad:pad + Hi, pad:pad + Wi]
+
+
+def _images_to_rows(x):
+    """(N, C, H, W) -> (C, N*H*W): the matrix that multiplies, or is multiplied by, columns."""
+    return x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
+
+
+def _correlate(x, W, stride, pad):
+    """y[n, f] = sum_c W[f, c] * x[n, c] (cross-correlation) as one GEMM; returns (y, cols).
+
+    x: (N, C, H, W), W: (F, C, kh, kw) -> y: (N, F, Ho, Wo) contiguous.
+    """
+    F, _, kh, kw = W.shape
+    N, _, Hi, Wi = x.shape
+    cols = im2col(x, kh, kw, stride, pad)
+    y = W.reshape(F, -1) @ cols
+    y = y.reshape(F, N, output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad))
+    return xp_of(y).ascontiguousarray(y.transpose(1, 0, 2, 3)), cols
+
+
+def _correlate_adjoint(y_rows, W, x_shape, stride, pad):
+    """Adjoint of `_correlate` in x: y_rows (F, N*Ho*Wo) -> (N, C, H, W) with x_shape (N, C, H, W)."""
+    F, _, kh, kw = W.shape
+    return col2im(W.reshape(F, -1).T @ y_rows, x_shape, kh, kw, stride, pad)
+
+
+def conv2d_forward(x, W, b, stride=1, pad=0):
+    """Eq. (5) before f_a: y_j = b_j + sum_i k_ij * x_i (cross-correlation, like PyTorch).
+
+    x: (N, C, H, W), W: (F, C, kh, kw), b: (F,) -> y: (N, F, Ho, Wo),
+    Ho = (H + 2 pad - kh) // stride + 1 (and likewise Wo); pad=2 keeps a 5x5 conv 'same'.
+    """
+    y, cols = _correlate(x, W, stride, pad)
+    y += b[:, None, None]
+    return y, (x.shape, W, cols, stride, pad)
+
+
+def conv2d_backward(dy, cache):
+    """dy: (N, F, Ho, Wo) -> dx: (N, C, H, W), grads {W: (F, C, kh, kw), b: (F,)}.
+
+    dL/dW = dy_rows @ cols^T, dL/dx = col2im(W_rows^T @ dy_rows), dL/db = sum of dy over N, Ho, Wo.
+    """
+    x_shape, W, cols, stride, pad = cache
+    dy_rows = _images_to_rows(dy)
+    dW = (dy_rows @ cols.T).reshape(W.shape)
+    dx = _correlate_adjoint(dy_rows, W, x_shape, stride, pad)
+    return dx, {"W": dW, "b": dy_rows.sum(axis=1)}
+
+
+def conv_transpose_output_size(size, kernel, stride, pad, output_padding):
+    """H_out = (H - 1) * stride - 2 pad + kernel + output_padding."""
+    return (size - 1) * stride - 2 * pad + kernel + output_padding
+
+
+def conv_transpose2d_forward(x, W, b, stride=2, pad=0, output_padding=0):
+    """Transposed convolution ("deconvolution", Figure 1): the adjoint in its input of a
+    conv2d with the same W, stride and pad, plus a bias.
+
+    x: (N, C_in, H, W), W: (C_in, C_out, kh, kw) as in PyTorch, b: (C_out,)
+    -> y: (N, C_out, H_out, W_out), H_out = (H - 1) * stride - 2 pad + kh + output_padding.
+    output_padding (< stride) picks which of the sizes that conv2d floors to H is produced.
+    The symmetric decoder of the paper's CNN-CNN baseline mirrors the encoder's 5x5 'same'
+    conv and 2x2 pool with kh = kw = 5, stride 2, pad 2, output_padding 1:
+    64@7x7 -> 32@14x14 -> 1@28x28.
+    """
+    if not 0 <= output_padding < stride:
+        raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
+    N, _, Hi, Wi = x.shape
+    _, C_out, kh, kw = W.shape
+    y_shape = (N, C_out,
+               conv_transpose_output_size(Hi, kh, stride, pad, output_padding),
+               conv_transpose_output_size(Wi, kw, stride, pad, output_padding))
+    x_rows = _images_to_rows(x)
+    y = _correlate_adjoint(x_rows, W, y_shape, stride, pad) + b[:, None, None]
+    return y, (x_rows, W, stride, pad)
+
+
+def conv_transpose2d_backward(dy, cache):
+    """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W), grads {W: (C_in, C_out, kh, kw), b: (C_out,)}.
+
+    dL/dx is the conv2d of dy with W; dL/dW = x_rows @ cols(dy)^T.
+    """
+    x_rows, W, stride, pad = cache
+    dx, cols = _correlate(dy, W, stride, pad)
+    dW = (x_rows @ cols.T).reshape(W.shape)
+    return dx, {"W": dW, "b": dy.sum(axis=(0, 2, 3))}
