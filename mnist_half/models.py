@@ -1,0 +1,118 @@
+"""The paper's CNN-LSTM encoder-decoder with direct attention (Figure 3, Table 1) and the
+CNN-CNN baseline (Figure 1). Both map a corrupted image batch (N, 28, 28) to a cleaned
+one (N, 28, 28) in [0, 1]."""
+
+import numpy as np
+
+from .checkpoint import load_checkpoint
+
+from tinynet.layers import (
+    Conv2D,
+    ConvTranspose2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    LSTMDecoder,
+    MaxPool2D,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+)
+
+IMAGE_SIZE = 28
+
+
+def conv_encoder(rng, dtype):
+    """Table 1 up to MaxPool 2: 1@28x28 -> 32@28x28 -> 32@14x14 -> 64@14x14 -> 64@7x7 (eqs. 5, 6, 16)."""
+    return [
+        ("conv1", Conv2D(1, 32, 5, rng, pad="same", dtype=dtype)),
+        ("relu1", ReLU()),
+        ("pool1", MaxPool2D(2, 2)),
+        ("conv2", Conv2D(32, 64, 5, rng, pad="same", dtype=dtype)),
+        ("relu2", ReLU()),
+        ("pool2", MaxPool2D(2, 2)),
+    ]
+
+
+def logit(p):
+    return float(np.log(p / (1 - p)))
+
+
+class CNNLSTM(Layer):
+    """Eq. (3): v = f_encoder(image); eq. (4): image_cleaned = f_decoder(v, image).
+
+    The encoder ends in the fully connected thought vector v = tanh(W^v y + b) (eq. 7);
+    the decoder is a multi-layer LSTM over the 28 rows whose bottom layer reads row x_t
+    of the corrupted image, v and its own previous output row y_{t-1} (eqs. 8-14).
+    """
+
+    def __init__(self, rng, hidden=128, layers=5, thought=100, dropout=0.25,
+                 literal_eq13=False, output_bias=0.0, dtype=np.float32):
+        super().__init__()
+        self.encoder = Sequential(conv_encoder(rng, dtype) + [
+            ("flatten", Flatten()),
+            ("fc", Dense(64 * 7 * 7, thought, rng, dtype=dtype)),
+            ("tanh", Tanh()),
+        ])
+        self.decoder = LSTMDecoder(IMAGE_SIZE, thought, hidden, layers, rng=rng, dropout=dropout,
+                                   literal_eq13=literal_eq13, dtype=dtype)
+        self.decoder.params["out/b"][...] = output_bias
+
+    def children(self):
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def forward(self, x, train=False):
+        v = self.encoder.forward(x[:, None], train=train)
+        return self.decoder.forward(x, v, train=train)
+
+    def backward(self, dy):
+        _, dv = self.decoder.backward(dy)
+        return self.encoder.backward(dv)[:, 0]
+
+
+class CNNCNN(Sequential):
+    """Figure 1: the same two conv layers, then symmetric transposed convolutions
+    64@7x7 -> 32@14x14 -> 1@28x28 and a sigmoid."""
+
+    def __init__(self, rng, dropout=0.25, output_bias=0.0, dtype=np.float32):
+        deconv2 = ConvTranspose2D(32, 1, 5, rng, stride=2, pad=2, output_padding=1, dtype=dtype)
+        deconv2.params["b"][...] = output_bias
+        super().__init__(conv_encoder(rng, dtype) + [
+            ("dropout", Dropout(dropout, rng)),
+            ("deconv1", ConvTranspose2D(64, 32, 5, rng, stride=2, pad=2, output_padding=1, dtype=dtype)),
+            ("relu3", ReLU()),
+            ("deconv2", deconv2),
+            ("sigmoid", Sigmoid()),
+        ])
+
+    def forward(self, x, train=False):
+        return super().forward(x[:, None], train=train)[:, 0]
+
+    def backward(self, dy):
+        return super().backward(dy[:, None])[:, 0]
+
+
+MODELS = {"cnn-lstm": CNNLSTM, "cnn-cnn": CNNCNN}
+
+
+def build_model(name, rng, config, mean_intensity, dtype=np.float32):
+    """The model `name` with its output bias at logit(mean pixel intensity), so its first
+    outputs already match the average image instead of 0.5 grey (docs/training.md)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    bias = logit(float(np.clip(mean_intensity, 1e-3, 1 - 1e-3)))
+    if name == "cnn-lstm":
+        return CNNLSTM(rng, hidden=config["hidden"], layers=config["layers"], dropout=config["dropout"],
+                       literal_eq13=config.get("literal_eq13", False), output_bias=bias, dtype=dtype)
+    return CNNCNN(rng, dropout=config["dropout"], output_bias=bias, dtype=dtype)
+
+
+def load_trained(path, xp):
+    """(model on module `xp` with the checkpoint's weights, the checkpoint's metadata)."""
+    params, _, meta = load_checkpoint(path)
+    model = build_model(meta["config"]["model"], np.random.default_rng(0), meta["config"], 0.5)
+    model.to(xp)
+    model.load_params(params)
+    return model, meta

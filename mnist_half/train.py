@@ -1,0 +1,277 @@
+"""python -m mnist_half.train: train the CNN-LSTM (or the CNN-CNN baseline) on half-blanked,
+noisy MNIST digits (section 5), with checkpoints that survive a crash or Ctrl-C.
+
+The run folder gets checkpoint.npz (weights, optimizer state, iteration, config),
+log.csv (iteration, train loss, periodic test loss), metrics.json and figures.
+"""
+
+import argparse
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tinynet.backend import device_name, get_xp, to_numpy
+from tinynet.functional.losses import l2_penalty, rmse_loss
+from tinynet.optim import OPTIMIZERS, clip_grad_norm
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .cli import UsageError, run_command
+from .corruption import NOISES, corrupt, corrupt_test_set
+from .data import load_mnist, split_dataset
+from .models import MODELS, build_model
+
+# The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
+# for a 2-core CPU in about 10 to 15 minutes on the embedded digits (docs/training.md).
+PRESETS = {
+    "quick": {"iters": 2500, "batch_size": 100, "optimizer": "adam", "lr": 2e-3, "warmup": 100},
+    "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
+}
+DEFAULTS = {
+    "model": "cnn-lstm", "preset": "quick", "device": "auto", "noise": "sp", "noise_amount": None,
+    "hidden": 128, "layers": 5, "dropout": 0.25, "literal_eq13": False, "l2": 1e-6, "clip": 1.0,
+    "min_lr_ratio": 0.05, "seed": 0, "split_seed": 0, "test_fraction": 0.25, "official_split": False,
+    "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500,
+}
+CHECKPOINT_SECONDS = 300  # also save every few minutes, whatever --checkpoint-every says
+CHECKPOINT = "checkpoint.npz"
+TEST_NOISE_SEED = 1  # the held-out digits' corruption is fixed, so evaluations compare
+
+
+def learning_rate(config, iteration):
+    """Linear warm-up, then cosine decay to min_lr_ratio * lr (docs/training.md)."""
+    lr, warmup, total = config["lr"], config["warmup"], config["iters"]
+    if iteration < warmup:
+        return lr * (iteration + 1) / warmup
+    progress = min(1.0, (iteration - warmup) / max(1, total - warmup))
+    floor = config["min_lr_ratio"]
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def load_split(config, progress=True):
+    """(train, test) digits of the run's data source and seeded split (section 5.1)."""
+    dataset = load_mnist(config["data"], progress=progress)
+    return split_dataset(dataset, config["test_fraction"], config["split_seed"], config["official_split"])
+
+
+def iteration_rng(config, iteration):
+    """The generator of one iteration's batch, noise and dropout: resuming at any
+    iteration draws exactly what an uninterrupted run would have drawn."""
+    return np.random.default_rng((config["seed"], iteration))
+
+
+class Trainer:
+    """Owns the model, the optimizer and the data of one run; `step()` is one iteration."""
+
+    def __init__(self, config, xp, train_set, test_set):
+        self.config, self.xp = config, xp
+        self.train_images = train_set.images
+        mean_intensity = float(self.train_images.mean())
+        self.model = build_model(config["model"], np.random.default_rng(config["seed"]), config, mean_intensity)
+        self.model.to(xp)
+        self.optimizer = OPTIMIZERS[config["optimizer"]](lr=config["lr"])
+        self.iteration = 0
+        held_out = test_set.images[: config["eval_digits"]]
+        self.test_clean = xp.asarray(held_out)
+        self.test_input = xp.asarray(corrupt_test_set(held_out, config["noise"], TEST_NOISE_SEED, config["noise_amount"]))
+
+    def step(self):
+        """One training iteration; returns the batch's RMSE as a device scalar (no sync)."""
+        config, xp = self.config, self.xp
+        rng = iteration_rng(config, self.iteration)
+        index = rng.choice(len(self.train_images), config["batch_size"], replace=False)
+        clean = self.train_images[index]
+        noisy = corrupt(clean, rng, config["noise"], config["noise_amount"])
+        self.model.reseed(int(rng.integers(2**31)))
+        y_hat = self.model.forward(xp.asarray(noisy), train=True)
+        loss, dy = rmse_loss(y_hat, xp.asarray(clean))
+        self.model.backward(dy)
+        grads = self.model.named_grads()
+        _, l2_grads = l2_penalty(self.model.named_weights(), config["l2"])
+        for name, g in l2_grads.items():
+            grads[name] += g
+        clip_grad_norm(grads, config["clip"])
+        self.optimizer.lr = learning_rate(config, self.iteration)
+        self.optimizer.step(self.model.named_params(), grads)
+        self.iteration += 1
+        return loss
+
+    def test_loss(self, batch_size=250):
+        """RMSE over the fixed held-out digits (fixed corruption, so the values compare)."""
+        total = 0.0
+        for start in range(0, len(self.test_input), batch_size):
+            y_hat = self.model.forward(self.test_input[start:start + batch_size], train=False)
+            diff = y_hat - self.test_clean[start:start + batch_size]
+            total += float(self.xp.sum(diff * diff))
+        return math.sqrt(total / self.test_clean.size)
+
+    def state(self, elapsed_s, data_source):
+        meta = {"format": 1, "iteration": self.iteration, "config": self.config,
+                "elapsed_s": elapsed_s, "data_source": data_source}
+        return self.model.named_params(), self.optimizer.state_dict(), meta
+
+    def restore(self, path):
+        params, optim_state, meta = load_checkpoint(path)
+        self.model.load_params(params)
+        self.optimizer.load_state_dict(optim_state, self.xp)
+        self.iteration = meta["iteration"]
+        return meta
+
+
+def resolve_out_dir(config, out, resume):
+    """--out, or runs/<model> (runs/<model>-2, -3, ... rather than overwrite an earlier run)."""
+    if out is not None:
+        out = Path(out)
+        if (out / CHECKPOINT).exists() and not resume:
+            raise UsageError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+        if resume and not (out / CHECKPOINT).exists():
+            raise UsageError(f"--resume: no {CHECKPOINT} in {out}")
+        return out
+    base = Path("runs") / config["model"]
+    if resume:
+        if not (base / CHECKPOINT).exists():
+            raise UsageError(f"--resume: no {CHECKPOINT} in {base} (give the run folder with --out)")
+        return base
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+class RunLog:
+    """log.csv: one row per logged iteration (train loss) and per evaluation (test loss)."""
+
+    FIELDS = ("iteration", "train_loss", "test_loss", "elapsed_s")
+
+    def __init__(self, path, resume_iteration):
+        self.path = path
+        rows = []
+        if path.exists() and resume_iteration is not None:  # drop rows past the checkpoint
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= resume_iteration]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, iteration, train_loss="", test_loss="", elapsed_s=0.0):
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.FIELDS).writerow(
+                {"iteration": iteration, "train_loss": train_loss, "test_loss": test_loss,
+                 "elapsed_s": f"{elapsed_s:.1f}"})
+
+
+def train(config, out_dir, resume=False, progress=True, log_every=50):
+    """Run (or resume) training into `out_dir`; returns the Trainer at its last iteration."""
+    xp = get_xp(config["device"])
+    train_set, test_set = load_split(config, progress=progress)
+    trainer = Trainer(config, xp, train_set, test_set)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = out_dir / CHECKPOINT
+    elapsed_before = 0.0
+    if resume:
+        meta = trainer.restore(checkpoint_path)
+        elapsed_before = meta["elapsed_s"]
+    log = RunLog(out_dir / "log.csv", trainer.iteration if resume else None)
+    print(f"mnist-half: {config['model']} on {device_name(xp)}, data: {train_set.source}", file=sys.stderr)
+
+    start, last_save = time.perf_counter(), time.perf_counter()
+    elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
+
+    def save():
+        save_checkpoint(checkpoint_path, *trainer.state(elapsed(), train_set.source))
+
+    bar = tqdm(total=config["iters"], initial=trainer.iteration, desc=config["model"], unit="it",
+               disable=not progress, dynamic_ncols=True)
+    losses = []
+    try:
+        while trainer.iteration < config["iters"]:
+            losses.append(trainer.step())
+            bar.update(1)
+            it = trainer.iteration
+            if it % log_every == 0 or it == config["iters"]:
+                train_loss = float(sum(to_numpy(l) for l in losses) / len(losses))  # the only read-back
+                losses = []
+                log.write(it, train_loss=f"{train_loss:.5f}", elapsed_s=elapsed())
+                bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{trainer.optimizer.lr:.1e}")
+            if it % config["eval_every"] == 0 or it == config["iters"]:
+                test_loss = trainer.test_loss()
+                log.write(it, test_loss=f"{test_loss:.5f}", elapsed_s=elapsed())
+                bar.set_postfix(loss=bar.postfix, test=f"{test_loss:.4f}")
+            if (it % config["checkpoint_every"] == 0 or it == config["iters"]
+                    or time.perf_counter() - last_save > CHECKPOINT_SECONDS):
+                save()
+                last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        bar.close()
+        save()
+        print(f"\ninterrupted at iteration {trainer.iteration}: saved {checkpoint_path}; "
+              f"continue with: python -m mnist_half.train --out {out_dir} --resume", file=sys.stderr)
+        raise SystemExit(130)
+    bar.close()
+    return trainer
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m mnist_half.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=DEFAULTS["device"])
+    parser.add_argument("--model", choices=tuple(MODELS), default=DEFAULTS["model"])
+    parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
+                        help="quick: ~10-15 min on a 2-core CPU; paper: 500k iterations (section 5.3)")
+    parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
+    parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
+    parser.add_argument("--noise", choices=tuple(NOISES), default=DEFAULTS["noise"],
+                        help="sp: salt-and-pepper; gauss: white Gaussian noise")
+    parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="LSTM hidden size")
+    parser.add_argument("--layers", type=int, default=DEFAULTS["layers"], help="LSTM layers")
+    parser.add_argument("--literal-eq13", action="store_true", help="h_t = tanh(C_t) * i_t as printed (eq. 13)")
+    parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--data", help="folder with the four MNIST IDX files (else env MNIST_HALF_DATA, "
+                                       "the cache, a download, or the embedded 5,000 digits)")
+    parser.add_argument("--official-split", action="store_true", help="keep MNIST's 60k/10k split")
+    parser.add_argument("--out", help="run folder (default runs/<model>, never overwriting)")
+    parser.add_argument("--checkpoint-every", type=int, default=DEFAULTS["checkpoint_every"])
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args):
+    config = dict(DEFAULTS)
+    config.update(PRESETS[args.preset])
+    for key in ("device", "model", "preset", "noise", "hidden", "layers", "literal_eq13", "seed", "data",
+                "official_split", "checkpoint_every", "iters", "batch_size", "optimizer", "lr"):
+        value = getattr(args, key)
+        if value is not None:
+            config[key] = value
+    for key in ("iters", "batch_size", "hidden", "layers", "checkpoint_every"):
+        if config[key] <= 0:
+            raise UsageError(f"--{key.replace('_', '-')} must be positive, got {config[key]}")
+    if config["lr"] <= 0:
+        raise UsageError(f"--lr must be positive, got {config['lr']}")
+    return config
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    config = config_from_args(args)
+    out_dir = resolve_out_dir(config, args.out, args.resume)
+    if args.resume:
+        _, _, meta = load_checkpoint(out_dir / CHECKPOINT)
+        config = {**meta["config"], "iters": config["iters"] if args.iters else meta["config"]["iters"],
+                  "device": config["device"]}
+    trainer = train(config, out_dir, resume=args.resume, progress=not args.no_progress)
+    print(f"wrote {out_dir}/ ({CHECKPOINT}, log.csv) after {trainer.iteration} iterations")
+    print(f"next: python -m mnist_half.evaluate --checkpoint {out_dir / CHECKPOINT}")
+
+
+if __name__ == "__main__":
+    run_command(main)
