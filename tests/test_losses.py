@@ -1,9 +1,9 @@
-"""Eq. (15) RMSE (with the square the paper's formula lacks), MSE, and eq. (17) L2."""
+"""Eq. (15) RMSE (with the square the paper's formula lacks), MSE, eq. (17) L2, softmax cross-entropy."""
 
 import numpy as np
 
 from tinynet.backend import to_numpy
-from tinynet.functional.losses import l2_penalty, mse_loss, rmse_loss
+from tinynet.functional.losses import l2_penalty, mse_loss, rmse_loss, softmax_cross_entropy
 from tinynet.gradcheck import check_gradients
 
 BOUND = 1e-6  # worst relative error allowed, float64 central differences (eps 1e-6)
@@ -45,3 +45,20 @@ def test_eq17_l2_applies_to_weights_not_biases(rng):
     layer = Dense(3, 2, rng, dtype=np.float64)
     assert set(layer.named_weights()) == {"W"}
     assert set(layer.named_params()) == {"W", "b"}
+
+
+def test_softmax_cross_entropy_value_and_stability(xp):
+    logits = xp.asarray([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]])
+    labels = xp.asarray([2, 1])
+    loss, _ = softmax_cross_entropy(logits, labels)
+    first = -np.log(np.exp(3) / np.exp([1, 2, 3]).sum())
+    np.testing.assert_allclose(float(loss), (first + 1000.0) / 2, rtol=1e-12)  # no overflow at +-1000
+
+
+def test_softmax_cross_entropy_gradient(xp, rng):
+    logits = xp.asarray(rng.standard_normal((5, 7)))
+    labels = xp.asarray(rng.integers(0, 7, 5))
+    _, dlogits = softmax_cross_entropy(logits, labels)
+    worst = check_gradients(lambda: softmax_cross_entropy(logits, labels)[0], {"logits": logits},
+                            {"logits": dlogits}, bound=BOUND)
+    assert worst["logits"] <= BOUND

@@ -1,6 +1,7 @@
-"""Losses: RMSE (eq. 15, with the square the paper's formula lacks), MSE, and the
-L2 penalty (eq. 17). Each returns `(loss, dloss/dinput)`; the loss is a 0-d array of
-the input's module, so nothing is read back to the host."""
+"""Losses: RMSE (eq. 15, with the square the paper's formula lacks), MSE, the L2 penalty
+(eq. 17), and the softmax cross-entropy of the evaluation's digit classifier. Each returns
+`(loss, dloss/dinput)`; the loss is a 0-d array of the input's module, so nothing is read
+back to the host."""
 
 from ..backend import xp_of
 
@@ -31,3 +32,21 @@ def l2_penalty(weights, lam):
     grads = {name: (2 * lam) * w for name, w in weights.items()}
     penalty = sum(xp_of(w).sum(w * w) for w in weights.values()) * lam
     return penalty, grads
+
+
+def softmax_cross_entropy(logits, labels):
+    """mean_n -log softmax(logits_n)[labels_n]; gradient (softmax - onehot(labels)) / N.
+
+    logits: (N, K) floats; labels: (N,) integers in 0..K-1 of the same array module.
+    Shifting each row by its maximum keeps exp() from overflowing (log-sum-exp trick).
+    """
+    xp = xp_of(logits)
+    N = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    rows = xp.arange(N)
+    loss = -log_probs[rows, labels].mean()
+    dlogits = xp.exp(log_probs)
+    dlogits[rows, labels] -= 1
+    dlogits /= N
+    return loss, dlogits
