@@ -86,7 +86,7 @@ class Trainer:
         index = rng.choice(len(self.train_images), config["batch_size"], replace=False)
         clean = self.train_images[index]
         noisy = corrupt(clean, rng, config["noise"], config["noise_amount"])
-        self.model.reseed(int(rng.integers(2**31)))
+        self.model.seed_dropout(int(rng.integers(2**31)))
         y_hat = self.model.forward(xp.asarray(noisy), train=True)
         loss, dy = rmse_loss(y_hat, xp.asarray(clean))
         self.model.backward(dy)

@@ -66,6 +66,12 @@ class Layer:
         for child in self.children().values():
             yield from child._leaves()
 
+    def seed_dropout(self, seed):
+        """Restart the dropout masks of every child from its own seed derived from `seed`
+        (layers that draw masks override this), so a run resumed mid-way redraws them."""
+        for index, child in enumerate(self.children().values()):
+            child.seed_dropout((seed * 1_000_003 + index) % 2**31)
+
     def zero_grads(self):
         for layer in self._leaves():
             layer.grads = {}

@@ -20,7 +20,11 @@ class Dropout(Layer):
         super().__init__()
         if isinstance(seed, np.random.Generator):
             seed = int(seed.integers(2 ** 63))
-        self.p, self.seed = p, seed
+        self.p = p
+        self.seed_dropout(seed)
+
+    def seed_dropout(self, seed):
+        self.seed = seed
         self.rng, self.rng_xp = None, None
 
     def forward(self, x, train=False):
