@@ -3,7 +3,9 @@
 from .base import Layer, Sequential
 from .conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D
 from .dense import Dense, ReLU, Sigmoid, Tanh
+from .recurrent import RNN, LSTMDecoder
 from .dropout import Dropout
 
 __all__ = ["Layer", "Sequential", "Dense", "ReLU", "Sigmoid", "Tanh",
-           "Conv2D", "ConvTranspose2D", "MaxPool2D", "Flatten", "Dropout"]
+           "Conv2D", "ConvTranspose2D", "MaxPool2D", "Flatten", "Dropout",
+           "RNN", "LSTMDecoder"]

@@ -1,0 +1,219 @@
+"""Recurrent layers: the plain RNN of section 3 (eqs. 1, 2) and the multi-layer LSTM decoder
+with direct attention of section 4.2.2 (eqs. 8-14, Figure 3)."""
+
+import numpy as np
+
+from .. import init
+from ..backend import make_rng, xp_of
+from ..functional.activations import sigmoid
+from ..functional.lstm import lstm_cell_backward, lstm_cell_forward
+from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
+from .base import Layer
+
+
+class RNN(Layer):
+    """Eqs. (1), (2): h_t = sigma(x_t Wx + h_{t-1} Wh + b), y_t = f(h_t Wy + by), h_0 = 0.
+
+    x: (N, T, input_size) -> y: (N, T, output_size). Eq. (2) is read with the hidden state
+    (the paper's w_hx x_t is an erratum for w_hy h_t, see tinynet.functional.rnn).
+    """
+
+    weight_keys = ("Wx", "Wh", "Wy")
+
+    def __init__(self, input_size, hidden_size, output_size, rng, activation="sigmoid",
+                 output_activation="sigmoid", dtype=np.float32):
+        super().__init__()
+        self.activation, self.output_activation = activation, output_activation
+        self.params = {
+            "Wx": init.glorot_uniform(rng, (input_size, hidden_size), input_size, hidden_size, dtype),
+            "Wh": init.glorot_uniform(rng, (hidden_size, hidden_size), hidden_size, hidden_size, dtype),
+            "b": init.zeros((hidden_size,), dtype),
+            "Wy": init.glorot_uniform(rng, (hidden_size, output_size), hidden_size, output_size, dtype),
+            "by": init.zeros((output_size,), dtype),
+        }
+
+    def forward(self, x, train=False):
+        p = self.params
+        h0 = xp_of(x).zeros((x.shape[0], p["Wh"].shape[0]), dtype=x.dtype)
+        h, self.cache_h = rnn_forward(x, h0, p["Wx"], p["Wh"], p["b"], self.activation)
+        y, self.cache_y = rnn_output_forward(h, p["Wy"], p["by"], self.output_activation)
+        return y
+
+    def backward(self, dy):
+        dh, output_grads = rnn_output_backward(dy, self.cache_y)
+        dx, _, self.grads = rnn_backward(dh, self.cache_h)
+        self.grads.update(output_grads)
+        return dx
+
+
+class LSTMDecoder(Layer):
+    """The decoder with direct attention (section 4.2.2, Figure 3): a stack of LSTM layers
+    that draws an image row by row.
+
+    At step t the bottom layer's gates read the corrupted row x_t, its own h_{t-1}, the
+    thought vector v and the decoder's previous output row y_{t-1} (eqs. 8-11); layer l > 0
+    reads h^{l-1}_t and its own h^l_{t-1}. The output row is (eq. 14)
+
+        y_t = sigmoid(h^L_t W_out + b_out)
+
+    (the paper reuses the name W^{yi} for this matrix; it is the output layer's own) and is
+    fed back as y_{t-1} of the next step: the decoder's own output, not the target, and the
+    backward pass follows that path too. h, c and y start at 0.
+
+    Dropout (rate `dropout`, inverted) acts on the connections going up: the input of
+    layers 2..L and of the output layer, with a fresh mask per step, in training only.
+
+    Params, flat: layer0/{Wx, Wh, Wv, Wy, b}, layer{l}/{Wx, Wh, b} for l >= 1, out/{W, b};
+    every W is (inputs, 4H) with gate blocks i, f, g, o; the forget-gate biases start at
+    `forget_bias`.
+
+    Speed: the products with x and v are made for all steps at once; per step and layer a
+    single product [h^l_{t-1}, input from below] @ [W^h; W^y or W^x] remains. Those
+    step inputs and the pre-activation gradients live in (T, N, ...) arrays, so every
+    weight gradient is one product over all T*N rows after the backward sweep.
+    """
+
+    def __init__(self, row_size=28, thought_size=100, hidden_size=128, num_layers=5, *, rng,
+                 dropout=0.0, literal_eq13=False, forget_bias=1.0, dtype=np.float32):
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.row_size, self.thought_size = row_size, thought_size
+        self.hidden_size, self.num_layers = hidden_size, num_layers
+        self.dropout, self.literal_eq13 = dropout, literal_eq13
+        H = hidden_size
+
+        def gate_weights(fan_in):
+            return init.glorot_uniform(rng, (fan_in, 4 * H), fan_in, H, dtype)
+
+        def gate_bias():
+            b = init.zeros((4 * H,), dtype)
+            b[H:2 * H] = forget_bias  # remember by default: gradients survive the early steps
+            return b
+
+        for l in range(num_layers):
+            inputs = {"Wx": row_size if l == 0 else H, "Wh": H}
+            if l == 0:
+                inputs.update(Wv=thought_size, Wy=row_size)
+            for key, fan_in in inputs.items():
+                self.params[f"layer{l}/{key}"] = gate_weights(fan_in)
+            self.params[f"layer{l}/b"] = gate_bias()
+        self.params["out/W"] = init.glorot_uniform(rng, (H, row_size), H, row_size, dtype)
+        self.params["out/b"] = init.zeros((row_size,), dtype)
+        self.weight_keys = tuple(key for key in self.params if not key.endswith("/b"))
+        self.seed_dropout(int(rng.integers(2**31)))
+
+    def seed_dropout(self, seed):
+        """Restart the dropout masks from `seed` (the generator is made lazily on the
+        device of the next training forward)."""
+        self.dropout_seed = seed
+        self._dropout_rng, self._dropout_xp = None, None
+
+    def _dropout_masks(self, xp, shape, dtype):
+        """Inverted-dropout masks: 0 with probability p, else 1 / (1 - p).
+
+        The uniform draws are float32 whatever `dtype` is, so that a float32 model and
+        its float64 twin with the same seed drop the same units.
+        """
+        if self._dropout_xp is not xp:
+            self._dropout_rng, self._dropout_xp = make_rng(xp, self.dropout_seed), xp
+        masks = (self._dropout_rng.random(shape, dtype=np.float32) >= self.dropout).astype(dtype)
+        masks *= 1.0 / (1.0 - self.dropout)
+        return masks
+
+    def _step_weights(self):
+        """Per layer, [W^h; W^y] (bottom) or [W^h; W^x]: the weights of the per-step inputs
+        [h^l_{t-1}, y_{t-1}] or [h^l_{t-1}, h^{l-1}_t]."""
+        xp, p = xp_of(self.params["out/W"]), self.params
+        return [xp.concatenate([p[f"layer{l}/Wh"], p["layer0/Wy" if l == 0 else f"layer{l}/Wx"]])
+                for l in range(self.num_layers)]
+
+    def forward(self, x_rows, v, train=False):
+        """x_rows: (N, T, row_size) corrupted rows, v: (N, thought_size) -> y (N, T, row_size)."""
+        xp, p = xp_of(x_rows), self.params
+        N, T, D = x_rows.shape
+        H, L = self.hidden_size, self.num_layers
+        dtype = p["out/W"].dtype
+        masks = self._dropout_masks(xp, (L, T, N, H), dtype) if train and self.dropout > 0 else None
+        W_step = self._step_weights()
+
+        x_seq = xp.ascontiguousarray(x_rows.transpose(1, 0, 2))  # time-major: (T, N, D)
+        # bottom layer's terms that do not depend on the recurrence, for all steps at once
+        a_fixed = (x_seq.reshape(T * N, D) @ p["layer0/Wx"]).reshape(T, N, 4 * H)
+        a_fixed += v @ p["layer0/Wv"] + p["layer0/b"]
+        # per layer the step inputs [h^l_{t-1}, other]; h_0 = 0 and y_0 = 0
+        step_inputs = [xp.empty((T, N, H + (D if l == 0 else H)), dtype) for l in range(L)]
+        for X in step_inputs:
+            X[0, :, :H] = 0
+        step_inputs[0][0, :, H:] = 0
+        top = xp.empty((T, N, H), dtype)  # input of the output layer, after dropout
+        y = xp.empty((T, N, D), dtype)
+        c = [xp.zeros((N, H), dtype) for _ in range(L)]
+        cell_caches = [[None] * T for _ in range(L)]
+
+        for t in range(T):
+            for l in range(L):
+                a = step_inputs[l][t] @ W_step[l]
+                a += a_fixed[t] if l == 0 else p[f"layer{l}/b"]
+                h, c[l], cell_caches[l][t] = lstm_cell_forward(a, c[l], self.literal_eq13)
+                if t + 1 < T:
+                    step_inputs[l][t + 1, :, :H] = h
+                up = step_inputs[l + 1][t, :, H:] if l + 1 < L else top[t]
+                if masks is None:
+                    up[...] = h
+                else:
+                    xp.multiply(h, masks[l, t], out=up)
+            y[t] = sigmoid(top[t] @ p["out/W"] + p["out/b"])  # eq. (14)
+            if t + 1 < T:
+                step_inputs[0][t + 1, :, H:] = y[t]  # fed back as y_{t-1}
+        self.cache = (x_seq, v, step_inputs, top, y, cell_caches, masks, W_step)
+        return xp.ascontiguousarray(y.transpose(1, 0, 2))
+
+    def backward(self, dy):
+        """dy: (N, T, row_size) -> dx_rows (N, T, row_size), dv (N, thought_size).
+
+        Walks t = T-1 .. 0; per layer it carries dh and dc to step t-1, and the bottom
+        layer hands the gradient w.r.t. y_{t-1} to the output of step t-1.
+        """
+        x_seq, v, step_inputs, top, y, cell_caches, masks, W_step = self.cache
+        xp, p = xp_of(dy), self.params
+        T, N, D = y.shape
+        H, L = self.hidden_size, self.num_layers
+        dtype = y.dtype
+        dy_seq = dy.transpose(1, 0, 2)
+        da_all = [xp.empty((T, N, 4 * H), dtype) for _ in range(L)]
+        dz_all = xp.empty((T, N, D), dtype)  # gradients of eq. (14)'s pre-activation
+        dh_next = [xp.zeros((N, H), dtype) for _ in range(L)]
+        dc_next = [xp.zeros((N, H), dtype) for _ in range(L)]
+        dy_fed_back = xp.zeros((N, D), dtype)
+
+        for t in reversed(range(T)):
+            dz = dz_all[t]
+            xp.add(dy_seq[t], dy_fed_back, out=dz)
+            dz *= y[t] * (1 - y[t])
+            d_up = dz @ p["out/W"].T  # w.r.t. the input of the layer above (here: output)
+            for l in reversed(range(L)):
+                if masks is not None:
+                    d_up *= masks[l, t]
+                da, dc_next[l] = lstm_cell_backward(d_up + dh_next[l], dc_next[l], cell_caches[l][t],
+                                                    out=da_all[l][t])
+                d_step_inputs = da @ W_step[l].T
+                dh_next[l], d_up = d_step_inputs[:, :H], d_step_inputs[:, H:]
+            dy_fed_back = d_up  # the bottom layer's other step input is y_{t-1}
+
+        grads = {}
+        for l in range(L):
+            dW = step_inputs[l].reshape(T * N, -1).T @ da_all[l].reshape(T * N, 4 * H)
+            grads[f"layer{l}/Wh"] = dW[:H]
+            grads["layer0/Wy" if l == 0 else f"layer{l}/Wx"] = dW[H:]
+            grads[f"layer{l}/b"] = da_all[l].reshape(T * N, 4 * H).sum(axis=0)
+        # the bottom layer's x and v terms, for all steps at once (v is the same at every step)
+        da_bottom = da_all[0].reshape(T * N, 4 * H)
+        da_v = da_all[0].sum(axis=0)
+        grads["layer0/Wx"] = x_seq.reshape(T * N, D).T @ da_bottom
+        grads["layer0/Wv"] = v.T @ da_v
+        grads["out/W"] = top.reshape(T * N, H).T @ dz_all.reshape(T * N, D)
+        grads["out/b"] = dz_all.reshape(T * N, D).sum(axis=0)
+        self.grads = grads
+        dx_rows = (da_bottom @ p["layer0/Wx"].T).reshape(T, N, D).transpose(1, 0, 2)
+        return xp.ascontiguousarray(dx_rows), da_v @ p["layer0/Wv"].T
