@@ -1,0 +1,234 @@
+"""python -m bench.step: seconds per training iteration of the CNN-LSTM (or the CNN-CNN),
+inference images per second and peak memory; with --compare-torch side by side with the
+identical PyTorch model, the two run alternately, iteration by iteration, in one process
+(so the drift of a shared machine hits both alike).
+
+One iteration is what mnist_half.train's Trainer.step does once its batch is drawn:
+forward, RMSE loss (eq. 15), backward, L2 (eq. 17), gradient clipping, Adam. It runs on
+one fixed pre-made batch, so data preparation is not timed. With --json the last line
+printed is one JSON object.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from mnist_half.cli import fail, run_command
+from mnist_half.corruption import corrupt
+from mnist_half.models import IMAGE_SIZE, MODELS, build_model
+from mnist_half.train import DEFAULTS, PRESETS
+from tinynet.backend import get_xp
+from tinynet.functional.losses import l2_penalty, rmse_loss
+from tinynet.optim import Adam, clip_grad_norm
+
+LR = PRESETS["paper"]["lr"]
+L2, CLIP, DROPOUT = DEFAULTS["l2"], DEFAULTS["clip"], DEFAULTS["dropout"]
+
+
+def tinynet_step(model, optimizer, x, y, l2=L2, clip=CLIP):
+    """One training iteration with Trainer.step's maths; returns the RMSE (no host sync)."""
+    loss, dy = rmse_loss(model.forward(x, train=True), y)
+    model.backward(dy)
+    grads = model.named_grads()
+    _, l2_grads = l2_penalty(model.named_weights(), l2)
+    for name, g in l2_grads.items():
+        grads[name] += g
+    clip_grad_norm(grads, clip)
+    optimizer.step(model.named_params(), grads)
+    return loss
+
+
+def make_batch(batch_size, seed=0):
+    """(noisy, clean) float32 (N, 28, 28): random images corrupted as in training (Figure 5)."""
+    rng = np.random.default_rng(seed)
+    clean = rng.random((batch_size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    return corrupt(clean, rng), clean
+
+
+def cpu_threads():
+    return len(os.sched_getaffinity(0))
+
+
+def peak_rss_mb():
+    """The process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(run, sync):
+    """Seconds that `run()` takes, the device drained before and after."""
+    sync()
+    start = time.perf_counter()
+    run()
+    sync()
+    return time.perf_counter() - start
+
+
+class Contender:
+    """One framework under test: its training iteration, its inference pass and its clock sync."""
+
+    def __init__(self, name, train, infer, sync):
+        self.name, self.train, self.infer, self.sync = name, train, infer, sync
+        self.train_s, self.infer_s = [], []
+
+    def warm_up(self, iterations):
+        for _ in range(max(1, iterations)):
+            timed(self.train, self.sync)
+            timed(self.infer, self.sync)
+
+
+def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed):
+    """(contender, its initial parameters as NumPy arrays) for tinynet on module `xp`."""
+    config = {"hidden": hidden, "layers": layers, "dropout": DROPOUT}
+    model = build_model(model_name, np.random.default_rng(seed), config, float(y_host.mean()))
+    initial = {name: value.copy() for name, value in model.named_params().items()}
+    model.to(xp)
+    optimizer = Adam(lr=LR)
+    x, y = xp.asarray(x_host), xp.asarray(y_host)
+    sync = (lambda: None) if xp is np else xp.cuda.Device().synchronize
+    contender = Contender("tinynet", lambda: tinynet_step(model, optimizer, x, y),
+                          lambda: model.forward(x, train=False), sync)
+    return contender, initial
+
+
+def torch_contender(model_name, device, x_host, y_host, hidden, layers, initial):
+    """The PyTorch twin, started from tinynet's initial weights."""
+    try:
+        from . import torch_models
+    except ImportError as error:
+        fail(error)
+    torch = torch_models.torch
+    if device == "gpu" and not torch.cuda.is_available():
+        fail(f"--compare-torch on the GPU needs a CUDA build of PyTorch; this one ({torch.__version__}) sees no GPU")
+    torch.set_num_threads(cpu_threads())
+    target = torch.device("cuda" if device == "gpu" else "cpu")
+    model = torch_models.build_torch_twin(model_name, hidden, layers, DROPOUT)
+    torch_models.load_tinynet_params(model, initial)
+    model.to(target).train()
+    optimizer = torch.optim.Adam(torch_models.trainable(model), lr=LR)
+    x, y = torch.from_numpy(x_host).to(target), torch.from_numpy(y_host).to(target)
+
+    def infer():
+        model.eval()
+        with torch.inference_mode():
+            model(x)
+        model.train()
+
+    sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
+    return Contender("pytorch", lambda: torch_models.torch_step(model, optimizer, x, y, L2, CLIP), infer, sync)
+
+
+def summary(times):
+    return {"median": statistics.median(times), "min": min(times), "max": max(times)}
+
+
+def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, layers=5, iters=20, warmup=3,
+            compare_torch=False, seed=0):
+    """Time `iters` training iterations and inference passes after `warmup` of each.
+
+    Returns the dict that --json prints. With compare_torch the two contenders alternate,
+    iteration by iteration; tinynet's memory is read before PyTorch is even imported.
+    """
+    xp = get_xp(device)
+    x_host, y_host = make_batch(batch_size, seed)
+    load_start = os.getloadavg()[0]
+    tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed)
+    tinynet.warm_up(warmup)
+    result = {"model": model_name, "device": device, "batch_size": batch_size, "hidden": hidden,
+              "layers": layers, "iters": iters, "warmup": warmup, "threads": cpu_threads(),
+              "peak_mem_mb": peak_rss_mb()}
+    if xp is not np:
+        # the pool keeps every block it ever allocated, so what it holds is its peak
+        result["device_peak_mem_mb"] = xp.get_default_memory_pool().total_bytes() / 2**20
+    contenders = [tinynet]
+    if compare_torch:
+        contenders.append(torch_contender(model_name, device, x_host, y_host, hidden, layers, initial))
+        contenders[1].warm_up(warmup)
+    for _ in range(iters):
+        for contender in contenders:
+            contender.train_s.append(timed(contender.train, contender.sync))
+    for _ in range(iters):
+        for contender in contenders:
+            contender.infer_s.append(timed(contender.infer, contender.sync))
+
+    for prefix, contender in zip(("", "torch_"), contenders):
+        for key, value in summary(contender.train_s).items():
+            result[f"{prefix}{key}_s_per_iter"] = value
+        result[f"{prefix}images_per_s"] = batch_size / statistics.median(contender.infer_s)
+    if compare_torch:
+        result["ratio"] = result["median_s_per_iter"] / result["torch_median_s_per_iter"]
+        result["paired_ratio"] = statistics.median(a / b for a, b in zip(tinynet.train_s, contenders[1].train_s))
+        result["process_peak_mem_mb"] = peak_rss_mb()  # both frameworks together
+        if device == "gpu":
+            torch = sys.modules["torch"]
+            result["torch_device_peak_mem_mb"] = torch.cuda.max_memory_reserved() / 2**20
+            result["torch_device_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    result["loadavg_1m"] = [load_start, os.getloadavg()[0]]
+    return result
+
+
+def report(r):
+    """The human-readable lines of one measurement."""
+    shape = f"hidden {r['hidden']}, {r['layers']} layers" if r["model"] == "cnn-lstm" else "no LSTM"
+    lines = [f"{r['model']} on {r['device']} ({r['threads']} threads), batch {r['batch_size']}, {shape}: "
+             f"{r['iters']} iterations after {r['warmup']} warm-up, load {r['loadavg_1m'][0]:.2f} -> "
+             f"{r['loadavg_1m'][1]:.2f}"]
+    frameworks = [("tinynet", "")] + ([("pytorch", "torch_")] if "ratio" in r else [])
+    for name, prefix in frameworks:
+        lines.append(f"  {name:8s} train {r[prefix + 'median_s_per_iter']:.4f} s/iter (min "
+                     f"{r[prefix + 'min_s_per_iter']:.4f}, max {r[prefix + 'max_s_per_iter']:.4f}), "
+                     f"inference {r[prefix + 'images_per_s']:.0f} images/s")
+    memory = f"  peak host RSS {r['peak_mem_mb']:.0f} MB (tinynet alone)"
+    if "process_peak_mem_mb" in r:
+        memory += f", {r['process_peak_mem_mb']:.0f} MB with PyTorch loaded too"
+    lines.append(memory)
+    if "device_peak_mem_mb" in r:
+        lines.append(f"  GPU memory held at peak: tinynet {r['device_peak_mem_mb']:.0f} MB (CuPy pool)"
+                     + (f", pytorch {r['torch_device_peak_mem_mb']:.0f} MB reserved "
+                        f"({r['torch_device_peak_allocated_mb']:.0f} MB allocated)" if "ratio" in r else ""))
+    if "ratio" in r:
+        lines.append(f"  ratio tinynet / pytorch: {r['ratio']:.3f} (medians), {r['paired_ratio']:.3f} "
+                     "(median of the per-iteration ratios)")
+    return "\n".join(lines)
+
+
+def add_common_args(parser):
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument("--model", choices=tuple(MODELS), default="cnn-lstm")
+    parser.add_argument("--layers", type=int, default=DEFAULTS["layers"], help="LSTM layers")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
+    parser.add_argument("--compare-torch", action="store_true",
+                        help="also time the identical PyTorch model, alternating with tinynet")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.step", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--batch-size", type=int, default=PRESETS["paper"]["batch_size"])
+    parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="LSTM hidden size")
+    parser.add_argument("--iters", type=int, default=20, help="timed iterations")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    args = parser.parse_args(argv)
+    for key in ("batch_size", "hidden", "layers", "iters"):
+        if getattr(args, key) <= 0:
+            parser.error(f"--{key.replace('_', '-')} must be positive")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    result = measure(args.model, args.device, args.batch_size, args.hidden, args.layers, args.iters,
+                     args.warmup, args.compare_torch)
+    print(report(result), flush=True)
+    if args.json:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    run_command(main)

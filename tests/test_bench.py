@@ -1,0 +1,147 @@
+"""bench/: the PyTorch twins compute exactly what tinynet's models compute (so the timing
+is apples to apples), and `python -m bench.step` runs and reports what it promises."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.step import CLIP, L2, LR, make_batch, tinynet_step
+from mnist_half.models import build_model
+from tinynet.backend import gpu_unavailable_reason
+from tinynet.optim import Adam
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAMES = ("cnn-lstm", "cnn-cnn")
+# float64, the same maths summed in another order: only rounding differs. The error is
+# normwise (worst |a - b| over the tensor's largest |b|): an elementwise one blows up on
+# the elements that cancel to nearly 0.
+BOUND = 1e-12
+HIDDEN, LAYERS, N = 6, 2, 3
+
+
+def twins(name, dropout=0.0):
+    """(tinynet model, PyTorch twin with the same weights), float64, without dropout."""
+    torch_models = pytest.importorskip("bench.torch_models", reason="PyTorch is not installed")
+    config = {"hidden": HIDDEN, "layers": LAYERS, "dropout": dropout}
+    model = build_model(name, np.random.default_rng(7), config, 0.2, dtype=np.float64)
+    twin = torch_models.build_torch_twin(name, HIDDEN, LAYERS, dropout).double()
+    torch_models.load_tinynet_params(twin, model.named_params())
+    return model, twin, torch_models
+
+
+def batch(rng):
+    """Inputs in (0.05, 0.95) and targets: no value sits where a ReLU or max-pool could tie."""
+    x, y = rng.uniform(0.05, 0.95, size=(2, N, 28, 28))
+    return x, y
+
+
+def normwise_error(actual, expected):
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def worst_errors(expected, actual):
+    assert set(expected) == set(actual)
+    return {name: normwise_error(actual[name], expected[name]) for name in expected}
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_torch_twin_has_the_same_parameters(name):
+    model, twin, torch_models = twins(name)
+    layout = twin.tinynet_layout()
+    trainable = sum(p.numel() for p in torch_models.trainable(twin))
+    assert trainable == sum(p.size for p in model.named_params().values())
+    # every trainable element appears in exactly one tinynet array, with tinynet's shape
+    assert sum(view(p).numel() for p, view in layout.values()) == trainable
+    for key, value in model.named_params().items():
+        param, view = layout[key]
+        assert tuple(view(param).shape) == value.shape, key
+    weights = {id(p) for p in torch_models.l2_weights(twin)}
+    assert weights == {id(layout[key][0]) for key in model.named_weights()}
+
+
+def forward_and_backward(name, rng):
+    """Both models through one training forward and a backward from the same random upstream
+    gradient: ({'y', 'dx', parameter names: gradients}, the same from the twin)."""
+    model, twin, torch_models = twins(name)
+    torch = torch_models.torch
+    x, _ = batch(rng)
+    y = model.forward(x, train=True)
+    dy = rng.standard_normal(y.shape)
+    dx = model.backward(dy)
+    x_torch = torch.from_numpy(x).requires_grad_()
+    y_torch = twin(x_torch)
+    y_torch.backward(torch.from_numpy(dy))
+    ours = {"y": y, "dx": dx, **model.named_grads()}
+    theirs = {"y": y_torch.detach().numpy(), "dx": x_torch.grad.numpy(), **torch_models.tinynet_grads(twin)}
+    return ours, theirs
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_torch_twin_matches_forward_and_parameter_gradients(name, rng):
+    ours, theirs = forward_and_backward(name, rng)
+    del ours["dx"], theirs["dx"]
+    errors = worst_errors(theirs, ours)
+    assert max(errors.values()) < BOUND, errors
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("cnn-lstm", marks=pytest.mark.xfail(
+        strict=True, reason="CNNLSTM.backward drops the decoder's gradient w.r.t. the input rows (direct "
+                            "attention); training is unaffected. Remove this mark once mnist_half/models.py adds it.")),
+    "cnn-cnn",
+])
+def test_torch_twin_matches_input_gradient(name, rng):
+    ours, theirs = forward_and_backward(name, rng)
+    assert normwise_error(ours["dx"], theirs["dx"]) < BOUND
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_training_steps_match_torch(name, rng):
+    """Loss, L2, clipping and Adam too: after two steps both hold the same weights."""
+    model, twin, torch_models = twins(name)
+    torch = torch_models.torch
+    x, y = batch(rng)
+    optimizer = Adam(lr=LR)
+    torch_optimizer = torch.optim.Adam(torch_models.trainable(twin), lr=LR)
+    for _ in range(2):
+        loss = tinynet_step(model, optimizer, x, y, L2, CLIP)
+        torch_loss = torch_models.torch_step(twin, torch_optimizer, torch.from_numpy(x), torch.from_numpy(y), L2, CLIP)
+        assert normwise_error(loss, torch_loss.numpy()) < BOUND
+    with torch.no_grad():
+        torch_params = {key: view(p).numpy() for key, (p, view) in twin.tinynet_layout().items()}
+    errors = worst_errors(model.named_params(), torch_params)
+    assert max(errors.values()) < BOUND, errors
+
+
+def test_make_batch_is_corrupted_like_training_float32():
+    noisy, clean = make_batch(4)
+    assert noisy.dtype == clean.dtype == np.float32 and noisy.shape == clean.shape == (4, 28, 28)
+    assert set(np.unique(noisy[:, 14:])) <= {0.0, 1.0}  # blanked lower half, salt and pepper only
+
+
+def run_bench(*args):
+    return subprocess.run([sys.executable, "-m", "bench.step", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_bench_step_json_last_line():
+    done = run_bench("--iters", "2", "--warmup", "1", "--hidden", "16", "--layers", "2", "--batch-size", "8",
+                     "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    for key in ("median_s_per_iter", "min_s_per_iter", "max_s_per_iter", "images_per_s", "peak_mem_mb"):
+        assert result[key] > 0, key
+    assert result["min_s_per_iter"] <= result["median_s_per_iter"] <= result["max_s_per_iter"]
+
+
+@pytest.mark.skipif(gpu_unavailable_reason() is None, reason="a GPU is present: the no-GPU error cannot be provoked")
+def test_bench_step_gpu_without_gpu_exits_2():
+    done = run_bench("--device", "gpu", "--iters", "1")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --device gpu") and "--device cpu" in lines[0]
