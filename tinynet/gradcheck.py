@@ -6,7 +6,7 @@ relative error is max(|a - n| / max(1e-8, |a| + |n|)) over the elements.
 
 import numpy as np
 
-from .backend import to_numpy, xp_of
+from .backend import to_device, to_numpy, xp_of
 
 
 def relative_error(analytic, numeric):
@@ -73,3 +73,48 @@ def check_gradients(f, inputs, analytic, dy=None, eps=1e-6, bound=1e-6):
         )
         raise AssertionError(f"gradient check failed (bound {bound:.0e}):\n{table}")
     return worst
+
+
+
+def long_double_is_wider():
+    """True where np.longdouble carries more digits than float64 (x86 Linux: 64-bit mantissa)."""
+    return np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
+
+
+def in_long_double(forward, *arrays):
+    """f() for check_gradients: forward(*copies) recomputed on long double NumPy copies of
+    `arrays` (whole arrays: check_gradients may perturb them through views), minus its
+    starting value, rounded to float64 in the arrays' module.
+
+    Why: a sigmoid or tanh output carries ~1e-16 of float64 round-off, which a central
+    difference with eps = 1e-6 turns into ~1e-10 of error in a numerical gradient: more
+    than 1e-6 of its smallest elements, which products of gate slopes and sums of few
+    terms make common. Long double cuts that round-off 2000-fold.
+    """
+    xp = xp_of(*arrays)
+
+    def run():
+        return forward(*(to_numpy(x).astype(np.longdouble) for x in arrays))
+
+    start = run()
+    return lambda: to_device((run() - start).astype(np.float64), xp)
+
+
+def layer_in_long_double(forward, model, twin, *inputs):
+    """in_long_double for a layer: forward(layer, *inputs) computed by `twin`, the same
+    architecture built with dtype=np.longdouble, loaded with the model's current params
+    (those check_gradients perturbs) at every call. Checks first that the twin computes
+    what the float64 model computes."""
+    params = model.named_params()
+    count = len(inputs)
+
+    def run(*arrays):
+        twin.load_params(dict(zip(params, arrays[count:])))
+        return forward(twin, *arrays[:count])
+
+    f = in_long_double(run, *inputs, *params.values())
+    own = to_numpy(forward(model, *inputs))
+    twin_own = run(*(to_numpy(x).astype(np.longdouble) for x in (*inputs, *params.values())))
+    if not np.allclose(own, twin_own.astype(np.float64), rtol=1e-10, atol=1e-12):
+        raise AssertionError("the long double twin does not compute what the model computes")
+    return f
