@@ -188,7 +188,7 @@ def train(config, out_dir, resume=False, progress=True, log_every=50):
 
     bar = tqdm(total=config["iters"], initial=trainer.iteration, desc=config["model"], unit="it",
                disable=not progress, dynamic_ncols=True)
-    losses = []
+    losses, status = [], {}
     try:
         while trainer.iteration < config["iters"]:
             losses.append(trainer.step())
@@ -198,11 +198,13 @@ def train(config, out_dir, resume=False, progress=True, log_every=50):
                 train_loss = float(sum(to_numpy(l) for l in losses) / len(losses))  # the only read-back
                 losses = []
                 log.write(it, train_loss=f"{train_loss:.5f}", elapsed_s=elapsed())
-                bar.set_postfix(loss=f"{train_loss:.4f}", lr=f"{trainer.optimizer.lr:.1e}")
+                status.update(loss=f"{train_loss:.4f}", lr=f"{trainer.optimizer.lr:.1e}")
+                bar.set_postfix(status)
             if it % config["eval_every"] == 0 or it == config["iters"]:
                 test_loss = trainer.test_loss()
                 log.write(it, test_loss=f"{test_loss:.5f}", elapsed_s=elapsed())
-                bar.set_postfix(loss=bar.postfix, test=f"{test_loss:.4f}")
+                status.update(test=f"{test_loss:.4f}")
+                bar.set_postfix(status)
             if (it % config["checkpoint_every"] == 0 or it == config["iters"]
                     or time.perf_counter() - last_save > CHECKPOINT_SECONDS):
                 save()
