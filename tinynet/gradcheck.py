@@ -75,7 +75,6 @@ def check_gradients(f, inputs, analytic, dy=None, eps=1e-6, bound=1e-6):
     return worst
 
 
-
 def long_double_is_wider():
     """True where np.longdouble carries more digits than float64 (x86 Linux: 64-bit mantissa)."""
     return np.finfo(np.longdouble).eps < np.finfo(np.float64).eps
