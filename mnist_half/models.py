@@ -68,8 +68,9 @@ class CNNLSTM(Layer):
         return self.decoder.forward(x, v, train=train)
 
     def backward(self, dy):
-        _, dv = self.decoder.backward(dy)
-        return self.encoder.backward(dv)[:, 0]
+        """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4)."""
+        dx_rows, dv = self.decoder.backward(dy)
+        return self.encoder.backward(dv)[:, 0] + dx_rows
 
 
 class CNNCNN(Sequential):

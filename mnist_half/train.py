@@ -7,6 +7,7 @@ log.csv (iteration, train loss, periodic test loss), metrics.json and figures.
 
 import argparse
 import csv
+import json
 import math
 import sys
 import time
@@ -271,8 +272,25 @@ def main(argv=None):
         config = {**meta["config"], "iters": config["iters"] if args.iters else meta["config"]["iters"],
                   "device": config["device"]}
     trainer = train(config, out_dir, resume=args.resume, progress=not args.no_progress)
-    print(f"wrote {out_dir}/ ({CHECKPOINT}, log.csv) after {trainer.iteration} iterations")
-    print(f"next: python -m mnist_half.evaluate --checkpoint {out_dir / CHECKPOINT}")
+    report_run(out_dir, config["device"], progress=not args.no_progress)
+    print(f"wrote {out_dir}/ ({CHECKPOINT}, log.csv, metrics.json, figure6.png, figure7.png) "
+          f"after {trainer.iteration} iterations")
+    other = "cnn-cnn" if config["model"] == "cnn-lstm" else "cnn-lstm"
+    print(f"next: python -m mnist_half.evaluate --checkpoint {out_dir / CHECKPOINT}\n"
+          f"      python -m mnist_half.train --model {other}   # then compare both:\n"
+          f"      python -m mnist_half.figures --runs {out_dir} runs/{other} --out figures")
+
+
+def report_run(out_dir, device, progress=True):
+    """metrics.json (mnist_half.evaluate) and this run's Figures 6 and 7."""
+    from .evaluate import evaluate_checkpoint, format_table  # they import this module
+    from .figures import figure6, figure7
+
+    report = evaluate_checkpoint(out_dir / CHECKPOINT, device, progress=progress)
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(format_table(report))
+    figure6([out_dir], out_dir / "figure6.png")
+    figure7([out_dir], out_dir / "figure7.png")
 
 
 if __name__ == "__main__":
