@@ -29,6 +29,9 @@ from tinynet.optim import Adam, clip_grad_norm
 
 LR = PRESETS["paper"]["lr"]
 L2, CLIP, DROPOUT = DEFAULTS["l2"], DEFAULTS["clip"], DEFAULTS["dropout"]
+# Idle seconds before each timed run: BLAS and OpenMP worker threads spin for a while after
+# their work (OpenBLAS up to ~0.1 s) and, alternating, would steal the next run's cores.
+GAP_S = 0.25
 
 
 def tinynet_step(model, optimizer, x, y, l2=L2, clip=CLIP):
@@ -55,14 +58,33 @@ def cpu_threads():
     return len(os.sched_getaffinity(0))
 
 
+def limit_threads(threads):
+    """Run NumPy's BLAS, OpenMP and Numba on `threads` threads (PyTorch: torch_contender)."""
+    import numba
+    import threadpoolctl
+
+    threadpoolctl.threadpool_limits(threads)
+    numba.set_num_threads(threads)
+
+
+def blas_info():
+    """NumPy's BLAS as threadpoolctl sees it, e.g. 'openblas 0.3.31 (Haswell kernels), 2 threads'."""
+    import threadpoolctl
+
+    return "; ".join(f"{lib['internal_api']} {lib['version']} ({lib.get('architecture')} kernels), "
+                     f"{lib['num_threads']} threads"
+                     for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+
+
 def peak_rss_mb():
     """The process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(run, sync):
-    """Seconds that `run()` takes, the device drained before and after."""
+def timed(run, sync, gap_s=0.0):
+    """Seconds that `run()` takes, the device drained before and after, after `gap_s` idle."""
     sync()
+    time.sleep(gap_s)
     start = time.perf_counter()
     run()
     sync()
@@ -96,7 +118,7 @@ def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed):
     return contender, initial
 
 
-def torch_contender(model_name, device, x_host, y_host, hidden, layers, initial):
+def torch_contender(model_name, device, x_host, y_host, hidden, layers, initial, threads):
     """The PyTorch twin, started from tinynet's initial weights."""
     try:
         from . import torch_models
@@ -105,7 +127,7 @@ def torch_contender(model_name, device, x_host, y_host, hidden, layers, initial)
     torch = torch_models.torch
     if device == "gpu" and not torch.cuda.is_available():
         fail(f"--compare-torch on the GPU needs a CUDA build of PyTorch; this one ({torch.__version__}) sees no GPU")
-    torch.set_num_threads(cpu_threads())
+    torch.set_num_threads(threads)
     target = torch.device("cuda" if device == "gpu" else "cpu")
     model = torch_models.build_torch_twin(model_name, hidden, layers, DROPOUT)
     torch_models.load_tinynet_params(model, initial)
@@ -128,33 +150,38 @@ def summary(times):
 
 
 def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, layers=5, iters=20, warmup=3,
-            compare_torch=False, seed=0):
+            compare_torch=False, seed=0, gap_s=GAP_S, threads=None):
     """Time `iters` training iterations and inference passes after `warmup` of each.
 
     Returns the dict that --json prints. With compare_torch the two contenders alternate,
     iteration by iteration; tinynet's memory is read before PyTorch is even imported.
+    threads: CPU threads for every library (default: all cores this process may use).
+    Every timed run starts after `gap_s` idle seconds, so no framework's spinning threads
+    linger into the other's run.
     """
     xp = get_xp(device)
+    threads = threads or cpu_threads()
+    limit_threads(threads)
     x_host, y_host = make_batch(batch_size, seed)
     load_start = os.getloadavg()[0]
     tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed)
     tinynet.warm_up(warmup)
     result = {"model": model_name, "device": device, "batch_size": batch_size, "hidden": hidden,
-              "layers": layers, "iters": iters, "warmup": warmup, "threads": cpu_threads(),
-              "peak_mem_mb": peak_rss_mb()}
+              "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "threads": threads,
+              "blas": blas_info(), "peak_mem_mb": peak_rss_mb()}
     if xp is not np:
         # the pool keeps every block it ever allocated, so what it holds is its peak
         result["device_peak_mem_mb"] = xp.get_default_memory_pool().total_bytes() / 2**20
     contenders = [tinynet]
     if compare_torch:
-        contenders.append(torch_contender(model_name, device, x_host, y_host, hidden, layers, initial))
+        contenders.append(torch_contender(model_name, device, x_host, y_host, hidden, layers, initial, threads))
         contenders[1].warm_up(warmup)
     for _ in range(iters):
         for contender in contenders:
-            contender.train_s.append(timed(contender.train, contender.sync))
+            contender.train_s.append(timed(contender.train, contender.sync, gap_s))
     for _ in range(iters):
         for contender in contenders:
-            contender.infer_s.append(timed(contender.infer, contender.sync))
+            contender.infer_s.append(timed(contender.infer, contender.sync, gap_s))
 
     for prefix, contender in zip(("", "torch_"), contenders):
         for key, value in summary(contender.train_s).items():
@@ -177,7 +204,7 @@ def report(r):
     shape = f"hidden {r['hidden']}, {r['layers']} layers" if r["model"] == "cnn-lstm" else "no LSTM"
     lines = [f"{r['model']} on {r['device']} ({r['threads']} threads), batch {r['batch_size']}, {shape}: "
              f"{r['iters']} iterations after {r['warmup']} warm-up, load {r['loadavg_1m'][0]:.2f} -> "
-             f"{r['loadavg_1m'][1]:.2f}"]
+             f"{r['loadavg_1m'][1]:.2f}", f"  NumPy BLAS: {r['blas']}"]
     frameworks = [("tinynet", "")] + ([("pytorch", "torch_")] if "ratio" in r else [])
     for name, prefix in frameworks:
         lines.append(f"  {name:8s} train {r[prefix + 'median_s_per_iter']:.4f} s/iter (min "
@@ -204,6 +231,9 @@ def add_common_args(parser):
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the identical PyTorch model, alternating with tinynet")
+    parser.add_argument("--threads", type=int, help="CPU threads of BLAS, Numba and PyTorch (default: all cores)")
+    parser.add_argument("--gap", type=float, default=GAP_S,
+                        help="idle seconds before each timed run (lets spinning worker threads sleep)")
 
 
 def parse_args(argv=None):
@@ -224,7 +254,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     result = measure(args.model, args.device, args.batch_size, args.hidden, args.layers, args.iters,
-                     args.warmup, args.compare_torch)
+                     args.warmup, args.compare_torch, gap_s=args.gap,
+                     threads=args.threads)
     print(report(result), flush=True)
     if args.json:
         print(json.dumps(result))
