@@ -28,8 +28,9 @@ from .data import CLASSES, DEFAULT_CACHE, batches
 from .train import DEFAULTS, learning_rate, load_split
 
 # About 17 epochs of the embedded split's 3,750 digits: ~98 % on its 1,250 clean test
-# digits in well under a minute on 2 CPU cores (docstring of `main`).
-TRAINING = {"iters": 1000, "batch_size": 64, "lr": 2e-3, "warmup": 50, "min_lr_ratio": 0.0}
+# digits in about 40 s on 2 CPU cores (one BLAS thread). Random shifts of up to one pixel add about half
+# a point there (97.4-97.9 % without, 98.0-98.6 % with, over three seeds).
+TRAINING = {"iters": 1000, "batch_size": 64, "lr": 2e-3, "warmup": 50, "min_lr_ratio": 0.0, "max_shift": 1}
 RUN_FILE = "classifier.npz"  # a classifier kept in a run folder, next to checkpoint.npz
 SPLIT_KEYS = ("data", "test_fraction", "split_seed", "official_split")
 
@@ -48,6 +49,17 @@ def build_classifier(rng, dtype=np.float32):
     ])
 
 
+def random_shift(images, rng, max_shift):
+    """Each of `images` (N, H, W) moved by its own whole-pixel offset in -max_shift..max_shift
+    along both axes; the uncovered border is background (0)."""
+    N, H, W = images.shape
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    top, left = rng.integers(0, 2 * max_shift + 1, (2, N))
+    rows = (top[:, None] + np.arange(H))[:, :, None]
+    cols = (left[:, None] + np.arange(W))[:, None, :]
+    return padded[np.arange(N)[:, None, None], rows, cols]
+
+
 def train_classifier(train_set, xp, seed=0, settings=TRAINING, progress=True):
     """A classifier trained on `train_set` (clean digits) on array module `xp`."""
     rng = np.random.default_rng(seed)
@@ -58,7 +70,8 @@ def train_classifier(train_set, xp, seed=0, settings=TRAINING, progress=True):
                leave=False, dynamic_ncols=True)
     for iteration in bar:
         index = next(index_batches)
-        logits = model.forward(xp.asarray(train_set.images[index][:, None]), train=True)
+        images = random_shift(train_set.images[index], rng, settings["max_shift"])
+        logits = model.forward(xp.asarray(images[:, None]), train=True)
         loss, dlogits = softmax_cross_entropy(logits, xp.asarray(train_set.labels[index]))
         model.backward(dlogits)
         optimizer.lr = learning_rate(settings, iteration)

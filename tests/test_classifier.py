@@ -5,7 +5,7 @@ import pytest
 
 from mnist_half.checkpoint import CheckpointError, save_checkpoint
 from mnist_half.classifier import (RUN_FILE, TRAINING, build_classifier, cache_path, classifier_meta, classifier_tag,
-                                   load_classifier, load_or_train_classifier, main, predict, save_classifier,
+                                   load_classifier, load_or_train_classifier, main, predict, random_shift, save_classifier,
                                    train_classifier)
 from mnist_half.cli import run_command
 from mnist_half.data import Dataset, load_mnist
@@ -34,6 +34,17 @@ def test_classifier_learns_on_a_small_subset(digits):
     settings = {**TRAINING, "iters": 30, "batch_size": 32, "warmup": 5}
     model = train_classifier(digits, np, seed=0, settings=settings, progress=False)
     assert loss(model) < 0.4 * before  # about 2.5 -> 0.5
+
+
+def test_random_shift_moves_each_image_by_at_most_max_shift(rng):
+    images = np.zeros((50, 9, 11), dtype=np.float32)
+    images[:, 4, 5] = 1.0  # one bright pixel, away from the border
+    shifted = random_shift(images, rng, max_shift=1)
+    assert shifted.shape == images.shape
+    np.testing.assert_array_equal(shifted.sum(axis=(1, 2)), 1.0)
+    n, rows, cols = np.nonzero(shifted)
+    assert set(rows) == {3, 4, 5} and set(cols) == {4, 5, 6}  # every offset occurs in 50 draws
+    np.testing.assert_array_equal(random_shift(images, rng, max_shift=0), images)
 
 
 def test_tag_names_the_training_digits(rng):
