@@ -152,8 +152,10 @@ def load_or_train_classifier(config, xp, train_set, progress=True, run_dir=None)
 
 
 def classifier_meta(tag, train_set, config, seed, elapsed_s, test_accuracy=None):
-    meta = {"format": 1, "kind": "classifier", "tag": tag, "source": train_set.source, "split": {k: config[k] for k in SPLIT_KEYS},
-            "seed": seed, "training": TRAINING, "elapsed_s": round(elapsed_s, 1)}
+    """What a saved classifier records: its digits' tag, their source and split, how it was trained."""
+    meta = {"format": 1, "kind": "classifier", "tag": tag, "source": train_set.source,
+            "split": {k: config[k] for k in SPLIT_KEYS}, "seed": seed, "training": TRAINING,
+            "elapsed_s": round(elapsed_s, 1)}
     if test_accuracy is not None:
         meta["test_accuracy"] = test_accuracy
     return meta

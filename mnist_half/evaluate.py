@@ -91,7 +91,8 @@ def load_run(path, xp):
     except CheckpointError:
         raise
     except (KeyError, ValueError, TypeError) as error:  # a readable file that is not a run's checkpoint
-        raise CheckpointError(f"{path}: not a checkpoint of mnist_half.train ({type(error).__name__}: {error})") from None
+        reason = f"{type(error).__name__}: {error}"
+        raise CheckpointError(f"{path}: not a checkpoint of mnist_half.train ({reason})") from None
     return model, meta, path
 
 
