@@ -24,10 +24,13 @@ from tinynet.layers import (
 IMAGE_SIZE = 28
 
 
-def conv_encoder(rng, dtype):
-    """Table 1 up to MaxPool 2: 1@28x28 -> 32@28x28 -> 32@14x14 -> 64@14x14 -> 64@7x7 (eqs. 5, 6, 16)."""
+def conv_encoder(rng, dtype, input_grad):
+    """Table 1 up to MaxPool 2: 1@28x28 -> 32@28x28 -> 32@14x14 -> 64@14x14 -> 64@7x7 (eqs. 5, 6, 16).
+
+    Training never needs the gradient w.r.t. the image (it is data): input_grad=False skips it.
+    """
     return [
-        ("conv1", Conv2D(1, 32, 5, rng, pad="same", dtype=dtype)),
+        ("conv1", Conv2D(1, 32, 5, rng, pad="same", dtype=dtype, input_grad=input_grad)),
         ("relu1", ReLU()),
         ("pool1", MaxPool2D(2, 2)),
         ("conv2", Conv2D(32, 64, 5, rng, pad="same", dtype=dtype)),
@@ -46,12 +49,13 @@ class CNNLSTM(Layer):
     The encoder ends in the fully connected thought vector v = tanh(W^v y + b) (eq. 7);
     the decoder is a multi-layer LSTM over the 28 rows whose bottom layer reads row x_t
     of the corrupted image, v and its own previous output row y_{t-1} (eqs. 8-14).
+    backward returns the gradient w.r.t. the image only with input_grad=True.
     """
 
     def __init__(self, rng, hidden=128, layers=5, thought=100, dropout=0.25,
-                 literal_eq13=False, output_bias=0.0, dtype=np.float32):
+                 literal_eq13=False, output_bias=0.0, dtype=np.float32, input_grad=False):
         super().__init__()
-        self.encoder = Sequential(conv_encoder(rng, dtype) + [
+        self.encoder = Sequential(conv_encoder(rng, dtype, input_grad) + [
             ("flatten", Flatten()),
             ("fc", Dense(64 * 7 * 7, thought, rng, dtype=dtype)),
             ("tanh", Tanh()),
@@ -70,17 +74,19 @@ class CNNLSTM(Layer):
     def backward(self, dy):
         """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4)."""
         dx_rows, dv = self.decoder.backward(dy)
-        return self.encoder.backward(dv)[:, 0] + dx_rows
+        dx = self.encoder.backward(dv)
+        return None if dx is None else dx[:, 0] + dx_rows
 
 
 class CNNCNN(Sequential):
     """Figure 1: the same two conv layers, then symmetric transposed convolutions
-    64@7x7 -> 32@14x14 -> 1@28x28 and a sigmoid."""
+    64@7x7 -> 32@14x14 -> 1@28x28 and a sigmoid. backward returns the gradient w.r.t. the
+    image only with input_grad=True."""
 
-    def __init__(self, rng, dropout=0.25, output_bias=0.0, dtype=np.float32):
+    def __init__(self, rng, dropout=0.25, output_bias=0.0, dtype=np.float32, input_grad=False):
         deconv2 = ConvTranspose2D(32, 1, 5, rng, stride=2, pad=2, output_padding=1, dtype=dtype)
         deconv2.params["b"][...] = output_bias
-        super().__init__(conv_encoder(rng, dtype) + [
+        super().__init__(conv_encoder(rng, dtype, input_grad) + [
             ("dropout", Dropout(dropout, rng)),
             ("deconv1", ConvTranspose2D(64, 32, 5, rng, stride=2, pad=2, output_padding=1, dtype=dtype)),
             ("relu3", ReLU()),
@@ -92,22 +98,25 @@ class CNNCNN(Sequential):
         return super().forward(x[:, None], train=train)[:, 0]
 
     def backward(self, dy):
-        return super().backward(dy[:, None])[:, 0]
+        dx = super().backward(dy[:, None])
+        return None if dx is None else dx[:, 0]
 
 
 MODELS = {"cnn-lstm": CNNLSTM, "cnn-cnn": CNNCNN}
 
 
-def build_model(name, rng, config, mean_intensity, dtype=np.float32):
+def build_model(name, rng, config, mean_intensity, dtype=np.float32, input_grad=False):
     """The model `name` with its output bias at logit(mean pixel intensity), so its first
-    outputs already match the average image instead of 0.5 grey (docs/training.md)."""
+    outputs already match the average image instead of 0.5 grey (docs/training.md).
+    input_grad=True makes backward return the gradient w.r.t. the input image too."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     bias = logit(float(np.clip(mean_intensity, 1e-3, 1 - 1e-3)))
     if name == "cnn-lstm":
         return CNNLSTM(rng, hidden=config["hidden"], layers=config["layers"], dropout=config["dropout"],
-                       literal_eq13=config.get("literal_eq13", False), output_bias=bias, dtype=dtype)
-    return CNNCNN(rng, dropout=config["dropout"], output_bias=bias, dtype=dtype)
+                       literal_eq13=config.get("literal_eq13", False), output_bias=bias, dtype=dtype,
+                       input_grad=input_grad)
+    return CNNCNN(rng, dropout=config["dropout"], output_bias=bias, dtype=dtype, input_grad=input_grad)
 
 
 def load_trained(path, xp):

@@ -8,9 +8,13 @@ the adjoint of im2col, adds each column back into the pixels it was read from.
 
 Layout: images NCHW; columns (C*kh*kw, N*Ho*Wo), so the product has the long pixel axis
 as its free dimension and one GEMM serves the whole batch.
+
+On the CPU, im2col and col2im run as Numba kernels (tinynet.kernels) whose reference twin
+is the strided-view code below.
 """
 
 from ..backend import xp_of
+from ..kernels import cpu_kernels
 
 
 def output_size(size, kernel, stride, pad):
@@ -41,6 +45,9 @@ def _pad(x, pad):
 
 def im2col(x, kh, kw, stride, pad):
     """x: (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), row (c, i, j), column (n, h, w)."""
+    kernels = cpu_kernels(x)
+    if kernels is not None:
+        return kernels.im2col(x, kh, kw, stride, pad)
     windows = sliding_windows(_pad(x, pad), kh, kw, stride)
     N, C, Ho, Wo = windows.shape[:4]
     return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * kh * kw, N * Ho * Wo)
@@ -48,6 +55,9 @@ def im2col(x, kh, kw, stride, pad):
 
 def col2im(cols, x_shape, kh, kw, stride, pad):
     """Adjoint of im2col: cols (C*kh*kw, N*Ho*Wo) -> dx (N, C, H, W), summing overlapping windows."""
+    kernels = cpu_kernels(cols)
+    if kernels is not None:
+        return kernels.col2im(cols, x_shape, kh, kw, stride, pad)
     N, C, Hi, Wi = x_shape
     dx_padded = xp_of(cols).zeros((N, C, Hi + 2 * pad, Wi + 2 * pad), dtype=cols.dtype)
     windows = sliding_windows(dx_padded, kh, kw, stride).transpose(1, 4, 5, 0, 2, 3)
@@ -95,15 +105,16 @@ def conv2d_forward(x, W, b, stride=1, pad=0):
     return y, (x.shape, W, cols, stride, pad)
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, input_grad=True):
     """dy: (N, F, Ho, Wo) -> dx: (N, C, H, W), grads {W: (F, C, kh, kw), b: (F,)}.
 
     dL/dW = dy_rows @ cols^T, dL/dx = col2im(W_rows^T @ dy_rows), dL/db = sum of dy over N, Ho, Wo.
+    With input_grad=False dx is None and not computed (the input is data, e.g. the image).
     """
     x_shape, W, cols, stride, pad = cache
     dy_rows = _images_to_rows(dy)
     dW = (dy_rows @ cols.T).reshape(W.shape)
-    dx = _correlate_adjoint(dy_rows, W, x_shape, stride, pad)
+    dx = _correlate_adjoint(dy_rows, W, x_shape, stride, pad) if input_grad else None
     return dx, {"W": dW, "b": dy_rows.sum(axis=1)}
 
 

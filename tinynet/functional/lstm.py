@@ -19,10 +19,13 @@ eq. (10) unused. The default is the standard LSTM, h_t = o_t * tanh(c_t);
 `literal_eq13=True` gives the printed form.
 
 `lstm_cell_*` hold the maths after the matrix products, so that a sequence layer can
-compute the products for many steps at once; `lstm_step_*` is the whole step.
+compute the products for many steps at once; `lstm_step_*` is the whole step. On the CPU
+each cell function is one fused Numba kernel (tinynet.kernels) with the NumPy code below as
+its reference twin.
 """
 
 from ..backend import xp_of
+from ..kernels import cpu_kernels
 
 
 def gate_blocks(gates):
@@ -47,8 +50,12 @@ def lstm_cell_forward(a, c_prev, literal_eq13=False):
     c_prev: (N, H) cell state c_{t-1}.
     Returns h (N, H), c (N, H), cache.
     """
-    xp = xp_of(a)
     gates = a
+    kernels = cpu_kernels(a, c_prev)
+    if kernels is not None:
+        h, c, tanh_c = kernels.lstm_cell_forward(gates, c_prev, literal_eq13)
+        return h, c, (gates, c_prev, tanh_c, literal_eq13)
+    xp = xp_of(a)
     i, f, g, o = gate_blocks(gates)
     g_new = xp.tanh(g)  # eq. (11)
     # eqs. (8)-(10): the sigmoid over the whole contiguous array (faster than over three
@@ -72,8 +79,11 @@ def lstm_cell_backward(dh, dc, cache, out=None):
     """
     gates, c_prev, tanh_c, literal_eq13 = cache
     xp = xp_of(gates)
-    i, f, g, o = gate_blocks(gates)
     da = xp.empty_like(gates) if out is None else out
+    kernels = cpu_kernels(dh, dc, gates, da)
+    if kernels is not None:
+        return kernels.lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da)
+    i, f, g, o = gate_blocks(gates)
     da_i, da_f, da_g, da_o = gate_blocks(da)
     # eq. (13), h = u tanh(c) with u = o (or i as printed): c_t gets dh's share too
     dc = dc + dh * (i if literal_eq13 else o) * (1 - tanh_c * tanh_c)

@@ -14,12 +14,16 @@ class Conv2D(Layer):
     """Eq. (5) before its activation. W: (out_channels, in_channels, k, k), b: (out_channels,).
 
     pad='same' pads (k - 1) / 2 on every side (odd k), keeping H and W at stride 1.
+    input_grad=False skips the gradient w.r.t. the input (backward returns None): for a first
+    layer, whose input is data.
     """
 
     weight_keys = ("W",)
 
-    def __init__(self, in_channels, out_channels, kernel_size, rng, stride=1, pad="same", dtype=np.float32):
+    def __init__(self, in_channels, out_channels, kernel_size, rng, stride=1, pad="same", dtype=np.float32,
+                 input_grad=True):
         super().__init__()
+        self.input_grad = input_grad
         if pad == "same":
             if kernel_size % 2 == 0:
                 raise ValueError(f"pad='same' needs an odd kernel_size, got {kernel_size}")
@@ -36,7 +40,7 @@ class Conv2D(Layer):
         return y
 
     def backward(self, dy):
-        dx, self.grads = conv2d_backward(dy, self.cache)
+        dx, self.grads = conv2d_backward(dy, self.cache, self.input_grad)
         return dx
 
 

@@ -2,6 +2,7 @@
 
 import math
 
+from ..kernels import cpu_kernels
 from .base import Optimizer
 
 
@@ -20,10 +21,14 @@ class Adam(Optimizer):
 
     def update(self, param, grad, state):
         m, v = state["m"], state["v"]
+        correction2 = math.sqrt(1 - self.beta2**self.t)
+        step = self.lr * correction2 / (1 - self.beta1**self.t)
+        kernels = cpu_kernels(param, grad, m, v)
+        if kernels is not None and all(a.flags.c_contiguous for a in (param, grad, m, v)):
+            kernels.adam_update(param, grad, m, v, self.beta1, self.beta2, step, self.eps * correction2)
+            return
         m *= self.beta1
         m += (1 - self.beta1) * grad
         v *= self.beta2
         v += (1 - self.beta2) * (grad * grad)
-        correction2 = math.sqrt(1 - self.beta2**self.t)
-        step = self.lr * correction2 / (1 - self.beta1**self.t)
         param -= step * m / (v**0.5 + self.eps * correction2)

@@ -1,0 +1,159 @@
+"""tinynet.kernels: every Numba kernel computes what its NumPy reference twin computes
+(exactly where the maths is a copy, a max or a sum in the same order; to float rounding
+where the float32 tanh approximation enters), alone and inside the whole models."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tinynet.kernels as kernels
+from mnist_half.models import build_model
+from tinynet.functional.conv import col2im, conv2d_backward, conv2d_forward, im2col
+from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
+from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward
+from tinynet.layers import Conv2D
+from tinynet.optim import Adam
+
+DTYPES = (np.float32, np.float64)
+# the float32 tanh approximation is a few ulp from NumPy's; float64 uses the C library's tanh
+CELL_RTOL = {np.float32: 2e-6, np.float64: 1e-14}
+# whole models: the cell's rounding differences travel through 28 steps and 5 layers
+MODEL_TOLERANCE = {np.float32: 1e-4, np.float64: 1e-12}
+
+# (x shape, kh, kw, stride, pad): odd, non-square images and kernels, with and without padding
+CONV_CASES = [
+    ((2, 3, 7, 5), 3, 3, 1, 1),
+    ((3, 2, 9, 6), 5, 5, 1, 2),
+    ((2, 3, 8, 7), 3, 2, 2, 1),
+    ((1, 2, 6, 9), 5, 3, 2, 2),
+    ((2, 1, 5, 4), 2, 3, 1, 0),
+]
+POOL_CASES = [((2, 3, 7, 5), 2, 2), ((2, 2, 7, 6), 3, 2), ((1, 2, 5, 6), 2, 1)]
+
+
+def with_kernels(enabled, function, *args, monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", enabled)
+    return function(*args)
+
+
+def both_paths(function, *args, monkeypatch):
+    """(function(*args) through the Numba kernels, the same through the NumPy twin)."""
+    return (with_kernels(True, function, *args, monkeypatch=monkeypatch),
+            with_kernels(False, function, *args, monkeypatch=monkeypatch))
+
+
+def normwise_error(actual, expected):
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def test_kernels_serve_float_numpy_arrays_only(monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    assert kernels.cpu_kernels(np.zeros(3, np.float32), np.zeros(2)) is not None
+    assert kernels.cpu_kernels(np.zeros(3, np.longdouble)) is None  # the gradient checks' twins
+    assert kernels.cpu_kernels(np.zeros(3, np.int16)) is None
+    assert kernels.cpu_kernels([1.0, 2.0]) is None
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    assert kernels.cpu_kernels(np.zeros(3, np.float32)) is None
+
+
+@pytest.mark.parametrize("value, enabled", [("1", False), ("", True)])
+def test_tinynet_numpy_environment_variable(value, enabled):
+    env = {**os.environ, "TINYNET_NUMPY": value}
+    code = "import tinynet.kernels as k; print(k.ENABLED)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(enabled)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kh, kw, stride, pad", CONV_CASES)
+def test_eq05_im2col_col2im_kernels_match_numpy(rng, monkeypatch, dtype, shape, kh, kw, stride, pad):
+    x = rng.standard_normal(shape).astype(dtype)
+    cols, cols_twin = both_paths(im2col, x, kh, kw, stride, pad, monkeypatch=monkeypatch)
+    assert cols.dtype == dtype and np.array_equal(cols, cols_twin)
+    dcols = rng.standard_normal(cols.shape).astype(dtype)
+    dx, dx_twin = both_paths(col2im, dcols, shape, kh, kw, stride, pad, monkeypatch=monkeypatch)
+    assert dx.dtype == dtype and np.array_equal(dx, dx_twin)  # same sums in the same order
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, size, stride", POOL_CASES)
+def test_eq06_maxpool_kernels_match_numpy(rng, monkeypatch, dtype, shape, size, stride):
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[::7] = x.flat[1]  # ties too: the first maximum in row-major order wins in both
+    (y, cache), (y_twin, cache_twin) = both_paths(maxpool2d_forward, x, size, stride, monkeypatch=monkeypatch)
+    assert np.array_equal(y, y_twin) and np.array_equal(cache[1], cache_twin[1])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    (dx, _), (dx_twin, _) = both_paths(maxpool2d_backward, dy, cache, monkeypatch=monkeypatch)
+    assert dx.dtype == dtype
+    if stride >= size:
+        assert np.array_equal(dx, dx_twin)
+    else:  # overlapping windows: an input's several shares are summed in another order
+        np.testing.assert_allclose(dx, dx_twin, rtol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("literal_eq13", [False, True])
+def test_eq08_eq13_lstm_cell_kernels_match_numpy(rng, monkeypatch, dtype, literal_eq13):
+    N, H = 5, 7
+    a = (3 * rng.standard_normal((N, 4 * H))).astype(dtype)  # into the saturated tails too
+    c_prev, dh, dc = rng.standard_normal((3, N, H)).astype(dtype)
+    forward = lambda: lstm_cell_forward(a.copy(), c_prev, literal_eq13)  # the cell overwrites a
+    (h, c, cache), (h_twin, c_twin, cache_twin) = both_paths(forward, monkeypatch=monkeypatch)
+    rtol = CELL_RTOL[dtype]
+    for ours, twin in [(h, h_twin), (c, c_twin), (cache[0], cache_twin[0]), (cache[2], cache_twin[2])]:
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, twin, rtol=rtol, atol=rtol)
+    (da, dc_prev), (da_twin, dc_prev_twin) = both_paths(lstm_cell_backward, dh, dc, cache_twin,
+                                                        monkeypatch=monkeypatch)
+    np.testing.assert_allclose(da, da_twin, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(dc_prev, dc_prev_twin, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_kernel_matches_numpy(rng, monkeypatch, dtype):
+    params = {"W": rng.standard_normal((3, 5)).astype(dtype), "b": rng.standard_normal(7).astype(dtype)}
+    grads = [{k: rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()} for _ in range(3)]
+
+    def three_steps():
+        optimizer, trained = Adam(lr=0.01), {k: p.copy() for k, p in params.items()}
+        for g in grads:
+            optimizer.step(trained, g)
+        return trained
+
+    ours, twin = both_paths(three_steps, monkeypatch=monkeypatch)
+    for key in params:
+        assert ours[key].dtype == dtype and np.array_equal(ours[key], twin[key])
+
+
+def test_eq05_conv_without_input_gradient_keeps_weight_gradients(rng):
+    x = rng.standard_normal((2, 1, 9, 7))
+    layer = Conv2D(1, 4, 3, rng, dtype=np.float64, input_grad=False)
+    y = layer.forward(x)
+    dy = rng.standard_normal(y.shape)
+    assert layer.backward(dy) is None
+    _, grads = conv2d_backward(dy, conv2d_forward(x, layer.params["W"], layer.params["b"], 1, 1)[1])
+    for key in grads:
+        np.testing.assert_array_equal(layer.grads[key], grads[key])
+
+
+def model_forward_backward(name, dtype):
+    """Output, input gradient and every parameter gradient of one training pass (dropout on)."""
+    rng = np.random.default_rng(5)
+    model = build_model(name, np.random.default_rng(3), {"hidden": 9, "layers": 3, "dropout": 0.25}, 0.2,
+                        dtype=dtype, input_grad=True)
+    x = rng.uniform(0.05, 0.95, (4, 28, 28)).astype(dtype)
+    y = model.forward(x, train=True)
+    dx = model.backward(rng.standard_normal(y.shape).astype(dtype))
+    return {"y": y, "dx": dx, **model.named_grads()}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-cnn"])
+def test_eq03_eq04_models_match_with_and_without_kernels(monkeypatch, dtype, name):
+    ours, twin = both_paths(model_forward_backward, name, dtype, monkeypatch=monkeypatch)
+    assert set(ours) == set(twin)
+    errors = {key: normwise_error(ours[key], twin[key]) for key in ours}
+    assert max(errors.values()) < MODEL_TOLERANCE[dtype], errors

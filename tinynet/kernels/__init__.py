@@ -1,0 +1,37 @@
+"""Optional accelerators: kernels that compute exactly what a plain NumPy expression in
+`tinynet.functional` or `tinynet.optim` computes, only faster.
+
+`numba_cpu` holds Numba kernels for NumPy arrays on the CPU: im2col / col2im of the
+convolutions, max pooling, the LSTM cell forward and backward, the Adam update. The plain
+code they replace stays where it is, as each kernel's reference twin, and
+tests/test_kernels.py checks that the two agree. CuPy arrays always take the plain code.
+
+Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
+Tests switch at run time by setting `ENABLED`.
+"""
+
+import os
+
+import numpy as np
+
+ENABLED = os.environ.get("TINYNET_NUMPY", "") != "1"
+
+_KERNEL_DTYPES = (np.float32, np.float64)
+_numba_cpu = None
+
+
+def cpu_kernels(*arrays):
+    """The `numba_cpu` module when its kernels may serve `arrays`, else None.
+
+    They serve float32 and float64 NumPy arrays only (not CuPy arrays, not the long double
+    twins of the gradient checks). The module is imported, and its cached machine code
+    loaded, on first use.
+    """
+    global _numba_cpu
+    if not ENABLED or not all(type(a) is np.ndarray and a.dtype in _KERNEL_DTYPES for a in arrays):
+        return None
+    if _numba_cpu is None:
+        from . import numba_cpu
+
+        _numba_cpu = numba_cpu
+    return _numba_cpu

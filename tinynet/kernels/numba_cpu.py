@@ -1,0 +1,245 @@
+"""Numba kernels for the CPU: each computes what a plain NumPy twin in tinynet.functional
+or tinynet.optim computes, in one pass over memory instead of many temporaries.
+
+    im2col, col2im              tinynet.functional.conv    (eq. 5 and its adjoint)
+    maxpool2d, its backward     tinynet.functional.pool    (eq. 6)
+    lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
+    adam_update                 tinynet.optim.adam
+
+Parallel loops run over disjoint outputs only (rows of columns, or one (n, c) image
+plane), never over windows that add into the same element. Kernels are compiled once and
+cached on disk (cache=True); error_model="numpy" drops Python's zero-division checks so
+that the loops vectorize. Constants take the arrays' dtype, so float32 stays float32.
+
+tanh, the one transcendental function here, is a rational approximation for float32
+(a few ulp from the exact value, like NumPy's own SIMD tanh, but vectorizable) and the
+C library's tanh for float64, so the float64 gradient checks see exact maths.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+JIT = {"cache": True, "error_model": "numpy"}
+
+
+def tanh(x):
+    return math.tanh(x)
+
+
+@overload(tanh)
+def _tanh_for(x):
+    if x == types.float32:
+        return _tanh_float32
+    return lambda x: math.tanh(x)
+
+
+def _tanh_float32(x):
+    """tanh as a ratio of odd and even polynomials (the minimax fit of Eigen's
+    ptanh_float), clamped where float32 tanh is +-1 to rounding."""
+    clamp = np.float32(7.90531110763549805)
+    xc = min(max(x, -clamp), clamp)
+    x2 = xc * xc
+    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
+    return x if abs(x) < np.float32(0.0004) else xc * p / q
+
+
+@njit(**JIT)
+def _valid_range(size_in, size_out, offset, stride):
+    """[lo, hi): the outputs o whose input o * stride + offset lies in [0, size_in)."""
+    lo = max(0, (stride - 1 - offset) // stride)
+    hi = min(size_out, (size_in - 1 - offset) // stride + 1)
+    return lo, max(lo, hi)
+
+
+# ---- convolution: im2col and its adjoint col2im (tinynet.functional.conv) ----
+
+@njit(parallel=True, **JIT)
+def _im2col(x, kh, kw, stride, pad, cols):
+    N, C, H, W = x.shape
+    Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    zero = cols.dtype.type(0)
+    for row in prange(C * kh * kw):  # each row of cols is written by one iteration
+        c, i, j = row // (kh * kw), row // kw % kh, row % kw
+        ho_lo, ho_hi = _valid_range(H, Ho, i - pad, stride)
+        wo_lo, wo_hi = _valid_range(W, Wo, j - pad, stride)
+        for n in range(N):
+            for ho in range(Ho):
+                start = (n * Ho + ho) * Wo
+                if ho < ho_lo or ho >= ho_hi:
+                    cols[row, start:start + Wo] = zero
+                    continue
+                h = ho * stride + i - pad
+                cols[row, start:start + wo_lo] = zero
+                for wo in range(wo_lo, wo_hi):
+                    cols[row, start + wo] = x[n, c, h, wo * stride + j - pad]
+                cols[row, start + wo_hi:start + Wo] = zero
+
+
+def im2col(x, kh, kw, stride, pad):
+    """x: (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), row (c, i, j), column (n, h, w); pads with 0."""
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    cols = np.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
+    _im2col(x, kh, kw, stride, pad, cols)
+    return cols
+
+
+@njit(parallel=True, **JIT)
+def _col2im(cols, kh, kw, stride, pad, dx):
+    N, C, H, W = dx.shape
+    Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
+    for plane in prange(N * C):  # one (n, c) image plane per iteration: no shared element
+        n, c = plane // C, plane % C
+        dx[n, c] = 0
+        for i in range(kh):
+            ho_lo, ho_hi = _valid_range(H, Ho, i - pad, stride)
+            for j in range(kw):
+                wo_lo, wo_hi = _valid_range(W, Wo, j - pad, stride)
+                row = (c * kh + i) * kw + j
+                for ho in range(ho_lo, ho_hi):
+                    start, h = (n * Ho + ho) * Wo, ho * stride + i - pad
+                    for wo in range(wo_lo, wo_hi):
+                        dx[n, c, h, wo * stride + j - pad] += cols[row, start + wo]
+
+
+def col2im(cols, x_shape, kh, kw, stride, pad):
+    """Adjoint of im2col: cols (C*kh*kw, N*Ho*Wo) -> dx (N, C, H, W), summing overlapping windows."""
+    dx = np.empty(x_shape, dtype=cols.dtype)
+    _col2im(np.ascontiguousarray(cols), kh, kw, stride, pad, dx)
+    return dx
+
+
+# ---- max pooling (tinynet.functional.pool) ----
+
+@njit(parallel=True, **JIT)
+def _maxpool2d(x, size, stride, y, winner):
+    N, C, Ho, Wo = y.shape
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        for ho in range(Ho):
+            for wo in range(Wo):
+                h, w = ho * stride, wo * stride
+                best, best_at = x[n, c, h, w], 0
+                for p in range(size):
+                    for q in range(size):
+                        if x[n, c, h + p, w + q] > best:  # strict: the first maximum wins
+                            best, best_at = x[n, c, h + p, w + q], p * size + q
+                y[n, c, ho, wo], winner[n, c, ho, wo] = best, best_at
+
+
+def maxpool2d(x, size, stride):
+    """x: (N, C, H, W) -> y (N, C, Ho, Wo) and winner (int16, offset p * size + q of each maximum)."""
+    N, C, H, W = x.shape
+    shape = (N, C, (H - size) // stride + 1, (W - size) // stride + 1)
+    y, winner = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.int16)
+    _maxpool2d(np.ascontiguousarray(x), size, stride, y, winner)
+    return y, winner
+
+
+@njit(parallel=True, **JIT)
+def _maxpool2d_backward(dy, winner, size, stride, dx):
+    N, C, Ho, Wo = dy.shape
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        dx[n, c] = 0
+        for ho in range(Ho):
+            for wo in range(Wo):
+                p, q = winner[n, c, ho, wo] // size, winner[n, c, ho, wo] % size
+                dx[n, c, ho * stride + p, wo * stride + q] += dy[n, c, ho, wo]  # windows may overlap
+
+
+def maxpool2d_backward(dy, winner, x_shape, size, stride):
+    """dy: (N, C, Ho, Wo) -> dx (N, C, H, W), each dy added to its window's arg-max."""
+    dx = np.empty(x_shape, dtype=dy.dtype)
+    _maxpool2d_backward(np.ascontiguousarray(dy), winner, size, stride, dx)
+    return dx
+
+
+# ---- the LSTM cell, eqs. (8)-(13) (tinynet.functional.lstm) ----
+
+@njit(**JIT)
+def _lstm_cell_forward(gates, c_prev, literal_eq13, h, c, tanh_c):
+    N, H = c_prev.shape
+    half = gates.dtype.type(0.5)
+    for n in range(N):
+        for k in range(H):
+            # sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy twin
+            i = half * tanh(half * gates[n, k]) + half                 # (8)
+            f = half * tanh(half * gates[n, H + k]) + half             # (9)
+            g = tanh(gates[n, 2 * H + k])                              # (11)
+            o = half * tanh(half * gates[n, 3 * H + k]) + half         # (10)
+            gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k] = i, f, g, o
+            c[n, k] = f * c_prev[n, k] + i * g                         # (12)
+            tanh_c[n, k] = tanh(c[n, k])
+            h[n, k] = (i if literal_eq13 else o) * tanh_c[n, k]       # (13)
+
+
+def lstm_cell_forward(gates, c_prev, literal_eq13):
+    """gates: (N, 4H) pre-activations, overwritten by the activated gates; c_prev (N, H).
+
+    Returns h, c, tanh(c), each (N, H).
+    """
+    h, c, tanh_c = (np.empty_like(c_prev) for _ in range(3))
+    _lstm_cell_forward(gates, np.ascontiguousarray(c_prev), literal_eq13, h, c, tanh_c)
+    return h, c, tanh_c
+
+
+@njit(**JIT)
+def _lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da, dc_prev):
+    N, H = c_prev.shape
+    zero, one = gates.dtype.type(0), gates.dtype.type(1)
+    for n in range(N):
+        for k in range(H):
+            i, f, g, o = gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k]
+            t = tanh_c[n, k]
+            dc_total = dc[n, k] + dh[n, k] * (i if literal_eq13 else o) * (one - t * t)   # (13)
+            da_i, da_o = dc_total * g, dh[n, k] * t                                    # (12), (13)
+            if literal_eq13:
+                da_i, da_o = da_i + da_o, zero
+            da[n, k] = da_i * (i - i * i)                                  # sigmoid' = s - s^2
+            da[n, H + k] = dc_total * c_prev[n, k] * (f - f * f)
+            da[n, 2 * H + k] = dc_total * i * (one - g * g)                 # tanh' = 1 - g^2
+            da[n, 3 * H + k] = da_o * (o - o * o)
+            dc_prev[n, k] = dc_total * f
+
+
+def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da):
+    """dh, dc: (N, H); gates (N, 4H) activated, c_prev and tanh_c (N, H) from the forward.
+
+    Writes the pre-activation gradient into da (N, 4H); returns da and dc_prev (N, H).
+    """
+    dc_prev = np.empty_like(c_prev)
+    _lstm_cell_backward(np.ascontiguousarray(dh), np.ascontiguousarray(dc), gates, c_prev, tanh_c,
+                        literal_eq13, da, dc_prev)
+    return da, dc_prev
+
+
+# ---- Adam (tinynet.optim.adam) ----
+
+@njit(**JIT)
+def _adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
+    dtype = param.dtype.type
+    b1, b2, one_b1, one_b2 = dtype(beta1), dtype(beta2), dtype(1 - beta1), dtype(1 - beta2)
+    step, eps_hat = dtype(step), dtype(eps_hat)
+    for k in range(param.size):
+        g = grad[k]
+        m[k] = m[k] * b1 + one_b1 * g
+        v[k] = v[k] * b2 + one_b2 * (g * g)
+        param[k] -= step * m[k] / (math.sqrt(v[k]) + eps_hat)
+
+
+def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
+    """In place, all C-contiguous and alike: m, v <- running moments; param -= step m / (sqrt(v) + eps_hat)."""
+    _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), beta1, beta2, step, eps_hat)
