@@ -54,45 +54,60 @@ def _tanh_float32(x):
     return x if abs(x) < np.float32(0.0004) else xc * p / q
 
 
-@njit(**JIT)
-def _valid_range(size_in, size_out, offset, stride):
-    """[lo, hi): the outputs o whose input o * stride + offset lies in [0, size_in)."""
-    lo = max(0, (stride - 1 - offset) // stride)
-    hi = min(size_out, (size_in - 1 - offset) // stride + 1)
-    return lo, max(lo, hi)
-
-
 # ---- convolution: im2col and its adjoint col2im (tinynet.functional.conv) ----
+
+@njit(**JIT)
+def _padded(plane, pad):
+    """A zero-padded copy of one (H, W) image plane."""
+    H, W = plane.shape
+    out = np.zeros((H + 2 * pad, W + 2 * pad), dtype=plane.dtype)
+    out[pad:pad + H, pad:pad + W] = plane
+    return out
+
+
+@njit(inline="always", **JIT)
+def _copy_strided(src, stride, dst):
+    """dst[k] = src[k * stride] for every k of dst."""
+    if stride == 1:  # the common case, contiguous on both sides
+        for k in range(dst.size):
+            dst[k] = src[k]
+    else:
+        for k in range(dst.size):
+            dst[k] = src[k * stride]
+
+
+@njit(inline="always", **JIT)
+def _add_strided(src, dst, stride):
+    """dst[k * stride] += src[k] for every k of src."""
+    if stride == 1:
+        for k in range(src.size):
+            dst[k] += src[k]
+    else:
+        for k in range(src.size):
+            dst[k * stride] += src[k]
+
 
 @njit(parallel=True, **JIT)
 def _im2col(x, kh, kw, stride, pad, cols):
     N, C, H, W = x.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    zero = cols.dtype.type(0)
-    for row in prange(C * kh * kw):  # each row of cols is written by one iteration
-        c, i, j = row // (kh * kw), row // kw % kh, row % kw
-        ho_lo, ho_hi = _valid_range(H, Ho, i - pad, stride)
-        wo_lo, wo_hi = _valid_range(W, Wo, j - pad, stride)
-        for n in range(N):
-            for ho in range(Ho):
-                start = (n * Ho + ho) * Wo
-                if ho < ho_lo or ho >= ho_hi:
-                    cols[row, start:start + Wo] = zero
-                    continue
-                h = ho * stride + i - pad
-                cols[row, start:start + wo_lo] = zero
-                for wo in range(wo_lo, wo_hi):
-                    cols[row, start + wo] = x[n, c, h, wo * stride + j - pad]
-                cols[row, start + wo_hi:start + Wo] = zero
+    for plane in prange(N * C):  # one (n, c) plane fills its own columns of rows (c, i, j)
+        n, c = plane // C, plane % C
+        x_padded = _padded(x[n, c], pad)
+        for i in range(kh):
+            for j in range(kw):
+                col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
+                for ho in range(Ho):
+                    # one output row: Wo inputs `stride` apart (one-dimensional views vectorize)
+                    _copy_strided(x_padded[ho * stride + i, j:], stride, col[ho * Wo:(ho + 1) * Wo])
 
 
 def im2col(x, kh, kw, stride, pad):
     """x: (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), row (c, i, j), column (n, h, w); pads with 0."""
-    x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
     cols = np.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
-    _im2col(x, kh, kw, stride, pad, cols)
+    _im2col(np.ascontiguousarray(x), kh, kw, stride, pad, cols)
     return cols
 
 
@@ -102,16 +117,13 @@ def _col2im(cols, kh, kw, stride, pad, dx):
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
     for plane in prange(N * C):  # one (n, c) image plane per iteration: no shared element
         n, c = plane // C, plane % C
-        dx[n, c] = 0
+        dx_padded = np.zeros((H + 2 * pad, W + 2 * pad), dtype=dx.dtype)
         for i in range(kh):
-            ho_lo, ho_hi = _valid_range(H, Ho, i - pad, stride)
             for j in range(kw):
-                wo_lo, wo_hi = _valid_range(W, Wo, j - pad, stride)
-                row = (c * kh + i) * kw + j
-                for ho in range(ho_lo, ho_hi):
-                    start, h = (n * Ho + ho) * Wo, ho * stride + i - pad
-                    for wo in range(wo_lo, wo_hi):
-                        dx[n, c, h, wo * stride + j - pad] += cols[row, start + wo]
+                col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
+                for ho in range(Ho):
+                    _add_strided(col[ho * Wo:(ho + 1) * Wo], dx_padded[ho * stride + i, j:], stride)
+        dx[n, c] = dx_padded[pad:pad + H, pad:pad + W]
 
 
 def col2im(cols, x_shape, kh, kw, stride, pad):
@@ -174,16 +186,20 @@ def _lstm_cell_forward(gates, c_prev, literal_eq13, h, c, tanh_c):
     N, H = c_prev.shape
     half = gates.dtype.type(0.5)
     for n in range(N):
+        # one-dimensional views of a row: the inner loop vectorizes (2-d indexing does not)
+        a_i, a_f, a_g, a_o = gates[n, :H], gates[n, H:2 * H], gates[n, 2 * H:3 * H], gates[n, 3 * H:]
+        c_prev_n, h_n, c_n, tanh_c_n = c_prev[n], h[n], c[n], tanh_c[n]
         for k in range(H):
             # sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy twin
-            i = half * tanh(half * gates[n, k]) + half                 # (8)
-            f = half * tanh(half * gates[n, H + k]) + half             # (9)
-            g = tanh(gates[n, 2 * H + k])                              # (11)
-            o = half * tanh(half * gates[n, 3 * H + k]) + half         # (10)
-            gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k] = i, f, g, o
-            c[n, k] = f * c_prev[n, k] + i * g                         # (12)
-            tanh_c[n, k] = tanh(c[n, k])
-            h[n, k] = (i if literal_eq13 else o) * tanh_c[n, k]       # (13)
+            i = half * tanh(half * a_i[k]) + half          # (8)
+            f = half * tanh(half * a_f[k]) + half          # (9)
+            g = tanh(a_g[k])                               # (11)
+            o = half * tanh(half * a_o[k]) + half          # (10)
+            a_i[k], a_f[k], a_g[k], a_o[k] = i, f, g, o
+            c_k = f * c_prev_n[k] + i * g                  # (12)
+            tanh_c_k = tanh(c_k)
+            c_n[k], tanh_c_n[k] = c_k, tanh_c_k
+            h_n[k] = (i if literal_eq13 else o) * tanh_c_k  # (13)
 
 
 def lstm_cell_forward(gates, c_prev, literal_eq13):
@@ -201,18 +217,20 @@ def _lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da, dc_prev
     N, H = c_prev.shape
     zero, one = gates.dtype.type(0), gates.dtype.type(1)
     for n in range(N):
+        a_i, a_f, a_g, a_o = gates[n, :H], gates[n, H:2 * H], gates[n, 2 * H:3 * H], gates[n, 3 * H:]
+        da_i, da_f, da_g, da_o = da[n, :H], da[n, H:2 * H], da[n, 2 * H:3 * H], da[n, 3 * H:]
+        dh_n, dc_n, c_prev_n, tanh_c_n, dc_prev_n = dh[n], dc[n], c_prev[n], tanh_c[n], dc_prev[n]
         for k in range(H):
-            i, f, g, o = gates[n, k], gates[n, H + k], gates[n, 2 * H + k], gates[n, 3 * H + k]
-            t = tanh_c[n, k]
-            dc_total = dc[n, k] + dh[n, k] * (i if literal_eq13 else o) * (one - t * t)   # (13)
-            da_i, da_o = dc_total * g, dh[n, k] * t                                    # (12), (13)
+            i, f, g, o, t = a_i[k], a_f[k], a_g[k], a_o[k], tanh_c_n[k]
+            dc_k = dc_n[k] + dh_n[k] * (i if literal_eq13 else o) * (one - t * t)    # (13)
+            d_i, d_o = dc_k * g, dh_n[k] * t                                        # (12), (13)
             if literal_eq13:
-                da_i, da_o = da_i + da_o, zero
-            da[n, k] = da_i * (i - i * i)                                  # sigmoid' = s - s^2
-            da[n, H + k] = dc_total * c_prev[n, k] * (f - f * f)
-            da[n, 2 * H + k] = dc_total * i * (one - g * g)                 # tanh' = 1 - g^2
-            da[n, 3 * H + k] = da_o * (o - o * o)
-            dc_prev[n, k] = dc_total * f
+                d_i, d_o = d_i + d_o, zero
+            da_i[k] = d_i * (i - i * i)                          # sigmoid' = s - s^2
+            da_f[k] = dc_k * c_prev_n[k] * (f - f * f)
+            da_g[k] = dc_k * i * (one - g * g)                   # tanh' = 1 - g^2
+            da_o[k] = d_o * (o - o * o)
+            dc_prev_n[k] = dc_k * f
 
 
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da):
