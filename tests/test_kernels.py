@@ -11,6 +11,7 @@ import pytest
 
 import tinynet.kernels as kernels
 from mnist_half.models import build_model
+import tinynet.functional.conv as conv
 from tinynet.functional.conv import col2im, conv2d_backward, conv2d_forward, im2col
 from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
 from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward
@@ -137,6 +138,27 @@ def test_eq05_conv_without_input_gradient_keeps_weight_gradients(rng):
     _, grads = conv2d_backward(dy, conv2d_forward(x, layer.params["W"], layer.params["b"], 1, 1)[1])
     for key in grads:
         np.testing.assert_array_equal(layer.grads[key], grads[key])
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 40000])
+def test_eq05_conv_batch_chunks_match_one_chunk(rng, monkeypatch, chunk_bytes):
+    """Chunked im2col / GEMM / col2im (one image, or a few, per chunk) = the whole batch at once."""
+    x = rng.standard_normal((5, 3, 9, 7))
+    W, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    W_t, b_t = rng.standard_normal((3, 2, 5, 5)), rng.standard_normal(2)
+
+    def passes():
+        y, cache = conv2d_forward(x, W, b, 1, 1)
+        dx, grads = conv2d_backward(np.sin(y), cache)
+        y_t, cache_t = conv.conv_transpose2d_forward(x, W_t, b_t, 2, 2, 1)
+        dx_t, grads_t = conv.conv_transpose2d_backward(np.cos(y_t), cache_t)
+        return [y, dx, *grads.values(), y_t, dx_t, *grads_t.values()]
+
+    monkeypatch.setattr(conv, "CPU_CHUNK_BYTES", chunk_bytes)
+    chunked = passes()
+    monkeypatch.setattr(conv, "CPU_CHUNK_BYTES", 2**40)
+    for ours, whole in zip(chunked, passes()):
+        np.testing.assert_allclose(ours, whole, rtol=1e-13, atol=1e-13)
 
 
 def model_forward_backward(name, dtype):
