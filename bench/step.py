@@ -68,11 +68,11 @@ def limit_threads(threads):
 
 
 def blas_info():
-    """NumPy's BLAS as threadpoolctl sees it, e.g. 'openblas 0.3.31 (Haswell kernels), 2 threads'."""
+    """The BLAS libraries loaded, as threadpoolctl sees them: NumPy's is the one in numpy.libs."""
     import threadpoolctl
 
-    return "; ".join(f"{lib['internal_api']} {lib['version']} ({lib.get('architecture')} kernels), "
-                     f"{lib['num_threads']} threads"
+    return "; ".join(f"{lib['internal_api']} {lib['version']} in {os.path.basename(os.path.dirname(lib['filepath']))} "
+                     f"({lib.get('architecture')} kernels, {lib['num_threads']} threads)"
                      for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
 
 
@@ -118,8 +118,10 @@ def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed):
     return contender, initial
 
 
-def torch_contender(model_name, device, x_host, y_host, hidden, layers, initial, threads):
-    """The PyTorch twin, started from tinynet's initial weights."""
+def import_torch_models(device):
+    """bench.torch_models, to be imported before any Numba kernel runs: PyTorch then loads its
+    own OpenMP runtime. Imported after Numba's, it binds to the system's libgomp (same soname)
+    instead, and its CPU step ran up to 10x slower on a busy machine."""
     try:
         from . import torch_models
     except ImportError as error:
@@ -127,6 +129,12 @@ def torch_contender(model_name, device, x_host, y_host, hidden, layers, initial,
     torch = torch_models.torch
     if device == "gpu" and not torch.cuda.is_available():
         fail(f"--compare-torch on the GPU needs a CUDA build of PyTorch; this one ({torch.__version__}) sees no GPU")
+    return torch_models
+
+
+def torch_contender(torch_models, model_name, device, x_host, y_host, hidden, layers, initial, threads):
+    """The PyTorch twin, started from tinynet's initial weights."""
+    torch = torch_models.torch
     torch.set_num_threads(threads)
     target = torch.device("cuda" if device == "gpu" else "cpu")
     model = torch_models.build_torch_twin(model_name, hidden, layers, DROPOUT)
@@ -154,12 +162,14 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
     """Time `iters` training iterations and inference passes after `warmup` of each.
 
     Returns the dict that --json prints. With compare_torch the two contenders alternate,
-    iteration by iteration; tinynet's memory is read before PyTorch is even imported.
+    iteration by iteration. peak_mem_mb is read before the PyTorch model is built (with
+    compare_torch it still counts PyTorch's libraries, about 300 MB).
     threads: CPU threads for every library (default: all cores this process may use).
     Every timed run starts after `gap_s` idle seconds, so no framework's spinning threads
     linger into the other's run.
     """
     xp = get_xp(device)
+    torch_models = import_torch_models(device) if compare_torch else None
     threads = threads or cpu_threads()
     limit_threads(threads)
     x_host, y_host = make_batch(batch_size, seed)
@@ -174,7 +184,8 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
         result["device_peak_mem_mb"] = xp.get_default_memory_pool().total_bytes() / 2**20
     contenders = [tinynet]
     if compare_torch:
-        contenders.append(torch_contender(model_name, device, x_host, y_host, hidden, layers, initial, threads))
+        contenders.append(torch_contender(torch_models, model_name, device, x_host, y_host, hidden, layers,
+                                          initial, threads))
         contenders[1].warm_up(warmup)
     for _ in range(iters):
         for contender in contenders:
@@ -204,15 +215,15 @@ def report(r):
     shape = f"hidden {r['hidden']}, {r['layers']} layers" if r["model"] == "cnn-lstm" else "no LSTM"
     lines = [f"{r['model']} on {r['device']} ({r['threads']} threads), batch {r['batch_size']}, {shape}: "
              f"{r['iters']} iterations after {r['warmup']} warm-up, load {r['loadavg_1m'][0]:.2f} -> "
-             f"{r['loadavg_1m'][1]:.2f}", f"  NumPy BLAS: {r['blas']}"]
+             f"{r['loadavg_1m'][1]:.2f}", f"  BLAS: {r['blas']}"]
     frameworks = [("tinynet", "")] + ([("pytorch", "torch_")] if "ratio" in r else [])
     for name, prefix in frameworks:
         lines.append(f"  {name:8s} train {r[prefix + 'median_s_per_iter']:.4f} s/iter (min "
                      f"{r[prefix + 'min_s_per_iter']:.4f}, max {r[prefix + 'max_s_per_iter']:.4f}), "
                      f"inference {r[prefix + 'images_per_s']:.0f} images/s")
-    memory = f"  peak host RSS {r['peak_mem_mb']:.0f} MB (tinynet alone)"
+    memory = f"  peak host RSS {r['peak_mem_mb']:.0f} MB"
     if "process_peak_mem_mb" in r:
-        memory += f", {r['process_peak_mem_mb']:.0f} MB with PyTorch loaded too"
+        memory += f" after tinynet's runs (PyTorch's libraries loaded), {r['process_peak_mem_mb']:.0f} MB after both"
     lines.append(memory)
     if "device_peak_mem_mb" in r:
         lines.append(f"  GPU memory held at peak: tinynet {r['device_peak_mem_mb']:.0f} MB (CuPy pool)"
