@@ -23,6 +23,7 @@ from mnist_half.cli import fail, run_command
 from mnist_half.corruption import corrupt
 from mnist_half.models import IMAGE_SIZE, MODELS, build_model
 from mnist_half.train import DEFAULTS, PRESETS
+from tinynet import kernels
 from tinynet.backend import get_xp
 from tinynet.functional.losses import l2_penalty, rmse_loss
 from tinynet.optim import Adam, clip_grad_norm
@@ -52,6 +53,13 @@ def make_batch(batch_size, seed=0):
     rng = np.random.default_rng(seed)
     clean = rng.random((batch_size, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
     return corrupt(clean, rng), clean
+
+
+def tinynet_path(xp):
+    """Which code tinynet runs: 'cupy', 'numba' kernels, or plain 'numpy' (TINYNET_NUMPY=1)."""
+    if xp is not np:
+        return "cupy"
+    return "numba" if kernels.ENABLED else "numpy"
 
 
 def cpu_threads():
@@ -178,7 +186,7 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
     tinynet.warm_up(warmup)
     result = {"model": model_name, "device": device, "batch_size": batch_size, "hidden": hidden,
               "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "threads": threads,
-              "blas": blas_info(), "peak_mem_mb": peak_rss_mb()}
+              "tinynet_path": tinynet_path(xp), "blas": blas_info(), "peak_mem_mb": peak_rss_mb()}
     if xp is not np:
         # the pool keeps every block it ever allocated, so what it holds is its peak
         result["device_peak_mem_mb"] = xp.get_default_memory_pool().total_bytes() / 2**20
@@ -216,9 +224,9 @@ def report(r):
     lines = [f"{r['model']} on {r['device']} ({r['threads']} threads), batch {r['batch_size']}, {shape}: "
              f"{r['iters']} iterations after {r['warmup']} warm-up, load {r['loadavg_1m'][0]:.2f} -> "
              f"{r['loadavg_1m'][1]:.2f}", f"  BLAS: {r['blas']}"]
-    frameworks = [("tinynet", "")] + ([("pytorch", "torch_")] if "ratio" in r else [])
+    frameworks = [(f"tinynet ({r['tinynet_path']})", "")] + ([("pytorch", "torch_")] if "ratio" in r else [])
     for name, prefix in frameworks:
-        lines.append(f"  {name:8s} train {r[prefix + 'median_s_per_iter']:.4f} s/iter (min "
+        lines.append(f"  {name:15s} train {r[prefix + 'median_s_per_iter']:.4f} s/iter (min "
                      f"{r[prefix + 'min_s_per_iter']:.4f}, max {r[prefix + 'max_s_per_iter']:.4f}), "
                      f"inference {r[prefix + 'images_per_s']:.0f} images/s")
     memory = f"  peak host RSS {r['peak_mem_mb']:.0f} MB"
