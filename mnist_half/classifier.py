@@ -24,7 +24,7 @@ from tinynet.optim import Adam
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .cli import run_command
-from .data import CLASSES, DEFAULT_CACHE, batches
+from .data import CLASSES, DEFAULT_CACHE, batches, random_shift
 from .train import DEFAULTS, learning_rate, load_split
 
 # About 17 epochs of the embedded split's 3,750 digits: ~98 % on its 1,250 clean test
@@ -47,17 +47,6 @@ def build_classifier(rng, dtype=np.float32):
         ("flatten", Flatten()),
         ("fc", Dense(32 * 7 * 7, CLASSES, rng, dtype=dtype)),
     ])
-
-
-def random_shift(images, rng, max_shift):
-    """Each of `images` (N, H, W) moved by its own whole-pixel offset in -max_shift..max_shift
-    along both axes; the uncovered border is background (0)."""
-    N, H, W = images.shape
-    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
-    top, left = rng.integers(0, 2 * max_shift + 1, (2, N))
-    rows = (top[:, None] + np.arange(H))[:, :, None]
-    cols = (left[:, None] + np.arange(W))[:, None, :]
-    return padded[np.arange(N)[:, None, None], rows, cols]
 
 
 def train_classifier(train_set, xp, seed=0, settings=TRAINING, progress=True):

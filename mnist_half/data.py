@@ -253,3 +253,14 @@ def batches(images, batch_size, rng):
         order = rng.permutation(n)
         for start in range(0, n - batch_size + 1, batch_size):
             yield order[start:start + batch_size]
+
+
+def random_shift(images, rng, max_shift):
+    """Each of `images` (N, H, W) moved by its own whole-pixel offset in -max_shift..max_shift
+    along both axes; the uncovered border is background (0)."""
+    N, H, W = images.shape
+    padded = np.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    top, left = rng.integers(0, 2 * max_shift + 1, (2, N))
+    rows = (top[:, None] + np.arange(H))[:, :, None]
+    cols = (left[:, None] + np.arange(W))[:, None, :]
+    return padded[np.arange(N)[:, None, None], rows, cols]

@@ -6,9 +6,9 @@ import pytest
 from mnist_half.checkpoint import CheckpointError, save_checkpoint
 from mnist_half.classifier import (RUN_FILE, TRAINING, build_classifier, cache_path, classifier_meta,
                                    classifier_tag, load_classifier, load_or_train_classifier, main, predict,
-                                   random_shift, save_classifier, train_classifier)
+                                   save_classifier, train_classifier)
 from mnist_half.cli import run_command
-from mnist_half.data import Dataset, load_mnist
+from mnist_half.data import Dataset, load_mnist, random_shift
 from mnist_half.train import DEFAULTS
 from tinynet.backend import gpu_unavailable_reason
 from tinynet.functional.losses import softmax_cross_entropy
