@@ -129,3 +129,15 @@ def test_bench_step_gpu_without_gpu_exits_2():
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --device gpu") and "--device cpu" in lines[0]
+
+
+def test_scaling_table_rows_fill_the_header():
+    from bench.scaling import table_header, table_row
+
+    result = {"median_s_per_iter": 0.3, "min_s_per_iter": 0.2, "max_s_per_iter": 0.4, "batch_size": 100,
+              "torch_median_s_per_iter": 0.4, "torch_min_s_per_iter": 0.3, "torch_max_s_per_iter": 0.5,
+              "ratio": 0.75, "loadavg_1m": [1.0, 1.5]}
+    header = table_header("batch", compare_torch=True).splitlines()
+    row = table_row(100, result)
+    assert header[0].count("|") == header[1].count("|") == row.count("|") == 7
+    assert "| 100 | 0.3000 (0.2000-0.4000) | 3.000 | 0.4000 (0.3000-0.5000) | 0.75 |" in row
