@@ -7,10 +7,7 @@ code they replace stays where it is, as each kernel's reference twin, and
 tests/test_kernels.py checks that the two agree. CuPy arrays always take the plain code.
 
 Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
-Tests switch at run time by setting `ENABLED`. Unless NUMBA_THREADING_LAYER says otherwise,
-Numba's parallel loops run on its workqueue threads, which sleep when idle: OpenMP's spin
-after every loop and take the cores that the BLAS threads of the next matrix product need
-(training steps ten times slower on a busy 2-core machine).
+Tests switch at run time by setting `ENABLED`.
 """
 
 import os
@@ -18,11 +15,6 @@ import os
 import numpy as np
 
 ENABLED = os.environ.get("TINYNET_NUMPY", "") != "1"
-
-if ENABLED and "NUMBA_THREADING_LAYER" not in os.environ:
-    import numba
-
-    numba.config.THREADING_LAYER = "workqueue"  # before Numba starts its threads
 
 _KERNEL_DTYPES = (np.float32, np.float64)
 _numba_cpu = None

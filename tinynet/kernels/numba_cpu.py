@@ -6,10 +6,14 @@ or tinynet.optim computes, in one pass over memory instead of many temporaries.
     lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
     adam_update                 tinynet.optim.adam
 
-Parallel loops run over disjoint outputs only (rows of columns, or one (n, c) image
-plane), never over windows that add into the same element. Kernels are compiled once and
-cached on disk (cache=True); error_model="numpy" drops Python's zero-division checks so
-that the loops vectorize. Constants take the arrays' dtype, so float32 stays float32.
+The kernels run on one thread. Inside a training step they alternate with BLAS matrix
+products, whose idle worker threads keep spinning on the other cores for a while after
+each product: measured on 2 cores, a parallel (prange) kernel then ran no faster than a
+serial one, and under load it added a synchronisation that had to wait for a core. Loops
+are written per (n, c) image plane, which keeps them free of races should they ever be
+parallelised. Kernels are compiled once and cached on disk (cache=True);
+error_model="numpy" drops Python's zero-division checks so that the loops vectorize.
+Constants take the arrays' dtype, so float32 stays float32.
 
 tanh, the one transcendental function here, is a rational approximation for float32
 (a few ulp from the exact value, like NumPy's own SIMD tanh, but vectorizable) and the
@@ -19,7 +23,7 @@ C library's tanh for float64, so the float64 gradient checks see exact maths.
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import overload
 
 JIT = {"cache": True, "error_model": "numpy"}
@@ -87,11 +91,11 @@ def _add_strided(src, dst, stride):
             dst[k * stride] += src[k]
 
 
-@njit(parallel=True, **JIT)
+@njit(**JIT)
 def _im2col(x, kh, kw, stride, pad, cols):
     N, C, H, W = x.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    for plane in prange(N * C):  # one (n, c) plane fills its own columns of rows (c, i, j)
+    for plane in range(N * C):  # one (n, c) plane fills its own columns of rows (c, i, j)
         n, c = plane // C, plane % C
         x_padded = _padded(x[n, c], pad)
         for i in range(kh):
@@ -111,11 +115,11 @@ def im2col(x, kh, kw, stride, pad):
     return cols
 
 
-@njit(parallel=True, **JIT)
+@njit(**JIT)
 def _col2im(cols, kh, kw, stride, pad, dx):
     N, C, H, W = dx.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    for plane in prange(N * C):  # one (n, c) image plane per iteration: no shared element
+    for plane in range(N * C):  # one (n, c) image plane at a time
         n, c = plane // C, plane % C
         dx_padded = np.zeros((H + 2 * pad, W + 2 * pad), dtype=dx.dtype)
         for i in range(kh):
@@ -135,10 +139,10 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
 
 # ---- max pooling (tinynet.functional.pool) ----
 
-@njit(parallel=True, **JIT)
+@njit(**JIT)
 def _maxpool2d(x, size, stride, y, winner):
     N, C, Ho, Wo = y.shape
-    for plane in prange(N * C):
+    for plane in range(N * C):
         n, c = plane // C, plane % C
         for ho in range(Ho):
             for wo in range(Wo):
@@ -160,10 +164,10 @@ def maxpool2d(x, size, stride):
     return y, winner
 
 
-@njit(parallel=True, **JIT)
+@njit(**JIT)
 def _maxpool2d_backward(dy, winner, size, stride, dx):
     N, C, Ho, Wo = dy.shape
-    for plane in prange(N * C):
+    for plane in range(N * C):
         n, c = plane // C, plane % C
         dx[n, c] = 0
         for ho in range(Ho):
