@@ -68,9 +68,10 @@ class LSTMDecoder(Layer):
     `forget_bias`.
 
     Speed: the products with x and v are made for all steps at once; per step and layer a
-    single product [h^l_{t-1}, input from below] @ [W^h; W^y or W^x] remains. Those
-    step inputs and the pre-activation gradients live in (T, N, ...) arrays, so every
-    weight gradient is one product over all T*N rows after the backward sweep.
+    single product [h^l_{t-1}, input from below, 1] @ [W^h; W^y or W^x; b] remains (the
+    bias is the weight of a constant input). Those step inputs and the pre-activation
+    gradients live in (T, N, ...) arrays, so every weight gradient, the bias's included, is
+    one product over all T*N rows after the backward sweep.
     """
 
     def __init__(self, row_size=28, thought_size=100, hidden_size=128, num_layers=5, *, rng,
@@ -122,10 +123,11 @@ class LSTMDecoder(Layer):
         return masks
 
     def _step_weights(self):
-        """Per layer, [W^h; W^y] (bottom) or [W^h; W^x]: the weights of the per-step inputs
-        [h^l_{t-1}, y_{t-1}] or [h^l_{t-1}, h^{l-1}_t]."""
+        """Per layer, [W^h; W^y; b] (bottom) or [W^h; W^x; b]: the weights of the per-step
+        inputs [h^l_{t-1}, y_{t-1}, 1] or [h^l_{t-1}, h^{l-1}_t, 1]."""
         xp, p = xp_of(self.params["out/W"]), self.params
-        return [xp.concatenate([p[f"layer{l}/Wh"], p["layer0/Wy" if l == 0 else f"layer{l}/Wx"]])
+        return [xp.concatenate([p[f"layer{l}/Wh"], p["layer0/Wy" if l == 0 else f"layer{l}/Wx"],
+                                p[f"layer{l}/b"][None]])
                 for l in range(self.num_layers)]
 
     def forward(self, x_rows, v, train=False):
@@ -140,12 +142,13 @@ class LSTMDecoder(Layer):
         x_seq = xp.ascontiguousarray(x_rows.transpose(1, 0, 2))  # time-major: (T, N, D)
         # bottom layer's terms that do not depend on the recurrence, for all steps at once
         a_fixed = (x_seq.reshape(T * N, D) @ p["layer0/Wx"]).reshape(T, N, 4 * H)
-        a_fixed += v @ p["layer0/Wv"] + p["layer0/b"]
-        # per layer the step inputs [h^l_{t-1}, other]; h_0 = 0 and y_0 = 0
-        step_inputs = [xp.empty((T, N, H + (D if l == 0 else H)), dtype) for l in range(L)]
+        a_fixed += v @ p["layer0/Wv"]
+        # per layer the step inputs [h^l_{t-1}, other, 1]; h_0 = 0 and y_0 = 0
+        step_inputs = [xp.empty((T, N, H + (D if l == 0 else H) + 1), dtype) for l in range(L)]
         for X in step_inputs:
             X[0, :, :H] = 0
-        step_inputs[0][0, :, H:] = 0
+            X[:, :, -1] = 1
+        step_inputs[0][0, :, H:-1] = 0
         top = xp.empty((T, N, H), dtype)  # input of the output layer, after dropout
         y = xp.empty((T, N, D), dtype)
         c = [xp.zeros((N, H), dtype) for _ in range(L)]
@@ -154,18 +157,19 @@ class LSTMDecoder(Layer):
         for t in range(T):
             for l in range(L):
                 a = step_inputs[l][t] @ W_step[l]
-                a += a_fixed[t] if l == 0 else p[f"layer{l}/b"]
+                if l == 0:
+                    a += a_fixed[t]
                 h, c[l], cell_caches[l][t] = lstm_cell_forward(a, c[l], self.literal_eq13)
                 if t + 1 < T:
                     step_inputs[l][t + 1, :, :H] = h
-                up = step_inputs[l + 1][t, :, H:] if l + 1 < L else top[t]
+                up = step_inputs[l + 1][t, :, H:-1] if l + 1 < L else top[t]
                 if masks is None:
                     up[...] = h
                 else:
                     xp.multiply(h, masks[l, t], out=up)
             y[t] = sigmoid(top[t] @ p["out/W"] + p["out/b"])  # eq. (14)
             if t + 1 < T:
-                step_inputs[0][t + 1, :, H:] = y[t]  # fed back as y_{t-1}
+                step_inputs[0][t + 1, :, H:-1] = y[t]  # fed back as y_{t-1}
         self.cache = (x_seq, v, step_inputs, top, y, cell_caches, masks, W_step)
         return xp.ascontiguousarray(y.transpose(1, 0, 2))
 
@@ -197,7 +201,7 @@ class LSTMDecoder(Layer):
                     d_up *= masks[l, t]
                 da, dc_next[l] = lstm_cell_backward(d_up + dh_next[l], dc_next[l], cell_caches[l][t],
                                                     out=da_all[l][t])
-                d_step_inputs = da @ W_step[l].T
+                d_step_inputs = da @ W_step[l][:-1].T  # not w.r.t. the constant input
                 dh_next[l], d_up = d_step_inputs[:, :H], d_step_inputs[:, H:]
             dy_fed_back = d_up  # the bottom layer's other step input is y_{t-1}
 
@@ -205,8 +209,8 @@ class LSTMDecoder(Layer):
         for l in range(L):
             dW = step_inputs[l].reshape(T * N, -1).T @ da_all[l].reshape(T * N, 4 * H)
             grads[f"layer{l}/Wh"] = dW[:H]
-            grads["layer0/Wy" if l == 0 else f"layer{l}/Wx"] = dW[H:]
-            grads[f"layer{l}/b"] = da_all[l].reshape(T * N, 4 * H).sum(axis=0)
+            grads["layer0/Wy" if l == 0 else f"layer{l}/Wx"] = dW[H:-1]
+            grads[f"layer{l}/b"] = dW[-1]
         # the bottom layer's x and v terms, for all steps at once (v is the same at every step)
         da_bottom = da_all[0].reshape(T * N, 4 * H)
         da_v = da_all[0].sum(axis=0)
