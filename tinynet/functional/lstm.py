@@ -20,12 +20,12 @@ eq. (10) unused. The default is the standard LSTM, h_t = o_t * tanh(c_t);
 
 `lstm_cell_*` hold the maths after the matrix products, so that a sequence layer can
 compute the products for many steps at once; `lstm_step_*` is the whole step. On the CPU
-each cell function is one fused Numba kernel (tinynet.kernels) with the NumPy code below as
-its reference twin.
+each cell function is one fused Numba kernel (tinynet.kernels), on the GPU one fused CuPy
+kernel, with the NumPy code below as their reference twin.
 """
 
 from ..backend import xp_of
-from ..kernels import cpu_kernels
+from ..kernels import cpu_kernels, gpu_kernels
 
 
 def gate_blocks(gates):
@@ -51,7 +51,7 @@ def lstm_cell_forward(a, c_prev, literal_eq13=False):
     Returns h (N, H), c (N, H), cache.
     """
     gates = a
-    kernels = cpu_kernels(a, c_prev)
+    kernels = cpu_kernels(a, c_prev) or gpu_kernels(a, c_prev)
     if kernels is not None:
         h, c, tanh_c = kernels.lstm_cell_forward(gates, c_prev, literal_eq13)
         return h, c, (gates, c_prev, tanh_c, literal_eq13)
@@ -80,7 +80,7 @@ def lstm_cell_backward(dh, dc, cache, out=None):
     gates, c_prev, tanh_c, literal_eq13 = cache
     xp = xp_of(gates)
     da = xp.empty_like(gates) if out is None else out
-    kernels = cpu_kernels(dh, dc, gates, da)
+    kernels = cpu_kernels(dh, dc, gates, da) or gpu_kernels(dh, dc, gates, da)
     if kernels is not None:
         return kernels.lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da)
     i, f, g, o = gate_blocks(gates)

@@ -4,7 +4,9 @@
 `numba_cpu` holds Numba kernels for NumPy arrays on the CPU: im2col / col2im of the
 convolutions, max pooling, the LSTM cell forward and backward, the Adam update. The plain
 code they replace stays where it is, as each kernel's reference twin, and
-tests/test_kernels.py checks that the two agree. CuPy arrays always take the plain code.
+tests/test_kernels.py checks that the two agree. `cuda_fused` holds fused CuPy kernels for
+CuPy arrays (the LSTM cell forward and backward, the Adam update; tests/test_gpu_kernels.py),
+and `cuda_graph` replays a whole training step captured in a CUDA graph.
 
 Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
 Tests switch at run time by setting `ENABLED`.
@@ -14,10 +16,13 @@ import os
 
 import numpy as np
 
+from ..backend import is_gpu_array
+
 ENABLED = os.environ.get("TINYNET_NUMPY", "") != "1"
 
 _KERNEL_DTYPES = (np.float32, np.float64)
 _numba_cpu = None
+_cuda_fused = None
 
 
 def cpu_kernels(*arrays):
@@ -35,3 +40,19 @@ def cpu_kernels(*arrays):
 
         _numba_cpu = numba_cpu
     return _numba_cpu
+
+
+def gpu_kernels(*arrays):
+    """The `cuda_fused` module when its kernels may serve `arrays`, else None.
+
+    They serve float32 and float64 CuPy arrays only; the module (and CuPy) is imported on
+    first use, so the CPU path never touches it.
+    """
+    global _cuda_fused
+    if not ENABLED or not all(is_gpu_array(a) and a.dtype in _KERNEL_DTYPES for a in arrays):
+        return None
+    if _cuda_fused is None:
+        from . import cuda_fused
+
+        _cuda_fused = cuda_fused
+    return _cuda_fused

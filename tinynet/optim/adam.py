@@ -2,7 +2,7 @@
 
 import math
 
-from ..kernels import cpu_kernels
+from ..kernels import cpu_kernels, gpu_kernels
 from .base import Optimizer
 
 
@@ -23,7 +23,7 @@ class Adam(Optimizer):
         m, v = state["m"], state["v"]
         correction2 = math.sqrt(1 - self.beta2**self.t)
         step = self.lr * correction2 / (1 - self.beta1**self.t)
-        kernels = cpu_kernels(param, grad, m, v)
+        kernels = cpu_kernels(param, grad, m, v) or gpu_kernels(param, grad, m, v)
         if kernels is not None and all(a.flags.c_contiguous for a in (param, grad, m, v)):
             kernels.adam_update(param, grad, m, v, self.beta1, self.beta2, step, self.eps * correction2)
             return

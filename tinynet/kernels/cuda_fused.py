@@ -1,0 +1,130 @@
+"""Fused CuPy kernels for the GPU: each computes what a plain twin in tinynet.functional or
+tinynet.optim computes (and what the Numba kernel of numba_cpu computes, with the same
+signature), in one kernel launch instead of a dozen elementwise ones and their temporaries.
+
+    lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
+    adam_update                 tinynet.optim.adam
+
+Each kernel is a cupy.ElementwiseKernel over the (N, H) cell positions, generic in the float
+type T; the (N, 4H) gate arrays are `raw` arguments indexed by hand, because one position
+reads and writes four gates. The kernels are built on first use and memoized per flag (CuPy
+then compiles and caches the machine code per dtype). Constants are cast to T so that
+float32 stays float32.
+
+Nothing here synchronises with the host or allocates outside CuPy's memory pool, so the
+kernels can be captured in a CUDA graph (tinynet.kernels.cuda_graph).
+"""
+
+import functools
+
+import cupy
+
+# sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and Numba twins
+_PREAMBLE = """
+template <typename T> __device__ T sigmoid_by_tanh(T a) {
+    const T half = (T)0.5;
+    return half * tanh(half * a) + half;
+}
+"""
+
+# `i` is CuPy's loop index over the (N, H) positions: row n = i / H, unit k = i % H. The
+# gates of position (n, k) sit at n 4H + k + {0, 1, 2, 3} H (blocks i, f, g, o).
+_GATE_OFFSETS = """
+const ptrdiff_t at = (i / H) * 4 * H + i % H;
+const ptrdiff_t at_i = at, at_f = at + H, at_g = at + 2 * H, at_o = at + 3 * H;
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _lstm_cell_forward_kernel(literal_eq13):
+    return cupy.ElementwiseKernel(
+        "T c_prev, int64 H",
+        "raw T gates, T h, T c, T tanh_c",
+        _GATE_OFFSETS + f"""
+        const T in_gate = sigmoid_by_tanh(gates[at_i]);       // (8)
+        const T forget_gate = sigmoid_by_tanh(gates[at_f]);   // (9)
+        const T new_state = tanh(gates[at_g]);                 // (11)
+        const T out_gate = sigmoid_by_tanh(gates[at_o]);      // (10)
+        gates[at_i] = in_gate;
+        gates[at_f] = forget_gate;
+        gates[at_g] = new_state;
+        gates[at_o] = out_gate;
+        c = forget_gate * c_prev + in_gate * new_state;       // (12)
+        tanh_c = tanh(c);
+        h = {"in_gate" if literal_eq13 else "out_gate"} * tanh_c;  // (13)
+        """,
+        "tinynet_lstm_cell_forward_literal" if literal_eq13 else "tinynet_lstm_cell_forward",
+        preamble=_PREAMBLE,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _lstm_cell_backward_kernel(literal_eq13):
+    # eq. (13), h = u tanh(c) with u = o (or i as printed); in the printed form the output
+    # gate does not reach the loss and dh tanh(c) goes to the input gate instead
+    d_gates = "d_i += dh * t; const T d_o = (T)0;" if literal_eq13 else "const T d_o = dh * t;"
+    return cupy.ElementwiseKernel(
+        "T dh, T dc, raw T gates, T c_prev, T tanh_c, int64 H",
+        "raw T da, T dc_prev",
+        _GATE_OFFSETS + f"""
+        const T one = (T)1;
+        const T in_gate = gates[at_i], forget_gate = gates[at_f];
+        const T new_state = gates[at_g], out_gate = gates[at_o];
+        const T t = tanh_c;
+        // eq. (13): c_t gets dh's share too
+        const T dc_total = dc + dh * {"in_gate" if literal_eq13 else "out_gate"} * (one - t * t);
+        // eq. (12), c = f c_prev + i g; then eqs. (8)-(11): sigmoid' = s - s^2, tanh' = 1 - g^2
+        T d_i = dc_total * new_state;
+        {d_gates}
+        da[at_i] = d_i * (in_gate - in_gate * in_gate);
+        da[at_f] = dc_total * c_prev * (forget_gate - forget_gate * forget_gate);
+        da[at_g] = dc_total * in_gate * (one - new_state * new_state);
+        da[at_o] = d_o * (out_gate - out_gate * out_gate);
+        dc_prev = dc_total * forget_gate;
+        """,
+        "tinynet_lstm_cell_backward_literal" if literal_eq13 else "tinynet_lstm_cell_backward",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _adam_update_kernel():
+    return cupy.ElementwiseKernel(
+        "T grad, T beta1, T beta2, T one_minus_beta1, T one_minus_beta2, T step, T eps_hat",
+        "T param, T m, T v",
+        """
+        m = m * beta1 + one_minus_beta1 * grad;
+        v = v * beta2 + one_minus_beta2 * (grad * grad);
+        param -= step * m / (sqrt(v) + eps_hat);
+        """,
+        "tinynet_adam_update",
+    )
+
+
+def lstm_cell_forward(gates, c_prev, literal_eq13):
+    """gates: (N, 4H) pre-activations, overwritten by the activated gates; c_prev (N, H).
+
+    Returns h, c, tanh(c), each (N, H).
+    """
+    h, c, tanh_c = (cupy.empty(c_prev.shape, dtype=c_prev.dtype) for _ in range(3))
+    _lstm_cell_forward_kernel(bool(literal_eq13))(c_prev, c_prev.shape[1], gates, h, c, tanh_c)
+    return h, c, tanh_c
+
+
+def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da):
+    """dh, dc: (N, H); gates (N, 4H) activated, c_prev and tanh_c (N, H) from the forward.
+
+    Writes the pre-activation gradient into da (N, 4H); returns da and dc_prev (N, H).
+    """
+    dc_prev = cupy.empty(c_prev.shape, dtype=c_prev.dtype)
+    _lstm_cell_backward_kernel(bool(literal_eq13))(dh, dc, gates, c_prev, tanh_c, c_prev.shape[1], da, dc_prev)
+    return da, dc_prev
+
+
+def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
+    """In place: m, v <- running moments; param -= step m / (sqrt(v) + eps_hat).
+
+    step and eps_hat may be Python floats or 0-d device arrays of the parameter's dtype; the
+    latter keep a captured CUDA graph valid from one step to the next (their values change
+    every step, a Python float would be frozen into the graph).
+    """
+    _adam_update_kernel()(grad, beta1, beta2, 1 - beta1, 1 - beta2, step, eps_hat, param, m, v)
