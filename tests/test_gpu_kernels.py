@@ -1,0 +1,146 @@
+"""tinynet.kernels.cuda_fused and cuda_graph: every fused CuPy kernel computes what its NumPy
+twin computes (to the rounding of the device's tanh and sqrt), and a step replayed from a
+CUDA graph computes what the same step called eagerly computes. All need CuPy and a device."""
+
+import numpy as np
+import pytest
+
+import tinynet.kernels as kernels
+from tinynet.backend import gpu_unavailable_reason
+from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
+from tinynet.optim import Adam
+
+GPU_REASON = gpu_unavailable_reason()
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPU_REASON is not None, reason=f"needs a GPU: {GPU_REASON}")]
+
+DTYPES = (np.float32, np.float64)
+# normwise: the device's tanh and sqrt are a few ulp from NumPy's
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+N, H = 5, 7  # odd sizes, so a wrong gate offset cannot line up by chance
+
+
+@pytest.fixture
+def cp():
+    import cupy
+
+    return cupy
+
+
+def normwise_error(actual, expected):
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def assert_close(actual_gpu, expected, dtype):
+    import cupy
+
+    actual = cupy.asnumpy(actual_gpu)
+    assert actual.dtype == dtype
+    assert normwise_error(actual, expected) < RTOL[dtype]
+
+
+def test_gpu_kernels_serve_float_cupy_arrays_only(cp, monkeypatch):
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    assert kernels.gpu_kernels(cp.zeros(3, cp.float32), cp.zeros(2)) is not None
+    assert kernels.gpu_kernels(np.zeros(3, np.float32)) is None  # NumPy arrays: the Numba kernels
+    assert kernels.gpu_kernels(cp.zeros(3, cp.float32), np.zeros(3, np.float32)) is None
+    assert kernels.gpu_kernels(cp.zeros(3, cp.float16)) is None
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    assert kernels.gpu_kernels(cp.zeros(3, cp.float32)) is None
+
+
+@pytest.mark.parametrize("literal_eq13", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_eq12_eq13_lstm_cell_kernels_match_numpy(cp, rng, monkeypatch, dtype, literal_eq13):
+    a = rng.standard_normal((N, 4 * H)).astype(dtype)
+    c_prev, dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(3))
+    monkeypatch.setattr(kernels, "ENABLED", False)  # the plain NumPy twin on the host, not Numba
+    h, c, cache = lstm_cell_forward(a.copy(), c_prev, literal_eq13)
+    da, dc_prev = lstm_cell_backward(dh, dc, cache)
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    h_gpu, c_gpu, cache_gpu = lstm_cell_forward(cp.asarray(a), cp.asarray(c_prev), literal_eq13)
+    da_gpu, dc_prev_gpu = lstm_cell_backward(cp.asarray(dh), cp.asarray(dc), cache_gpu)
+
+    for actual, expected in [(h_gpu, h), (c_gpu, c), (cache_gpu[0], cache[0]), (cache_gpu[2], cache[2]),
+                             (da_gpu, da), (dc_prev_gpu, dc_prev)]:
+        assert_close(actual, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_cell_kernels_read_strided_gates(cp, rng, monkeypatch, dtype):
+    """A sequence layer may hand the cell one time step of an (N, T, 4H) array: a strided view."""
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    a_seq = rng.standard_normal((N, 3, 4 * H)).astype(dtype)
+    c_prev = rng.standard_normal((N, H)).astype(dtype)
+    h, c, cache = lstm_cell_forward(a_seq[:, 1].copy(), c_prev)
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    a_seq_gpu = cp.asarray(a_seq)
+    h_gpu, c_gpu, cache_gpu = lstm_cell_forward(a_seq_gpu[:, 1], cp.asarray(c_prev))
+    assert_close(h_gpu, h, dtype)
+    assert_close(c_gpu, c, dtype)
+    assert_close(a_seq_gpu[:, 1], cache[0], dtype)  # the activated gates were written in place
+    assert_close(a_seq_gpu[:, 0], a_seq[:, 0], dtype)  # and nothing around them
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_kernel_matches_plain_update_over_steps(cp, rng, monkeypatch, dtype):
+    shapes = {"W": (6, 5), "b": (5,)}
+    params = {name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
+    grads_per_step = [{name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
+                      for _ in range(4)]
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    plain_params = {name: p.copy() for name, p in params.items()}
+    plain = Adam(lr=1e-2)
+    for grads in grads_per_step:
+        plain.step(plain_params, grads)  # the NumPy twin on the host
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    gpu_params = {name: cp.asarray(p) for name, p in params.items()}
+    fused = Adam(lr=1e-2)
+    for grads in grads_per_step:
+        fused.step(gpu_params, {name: cp.asarray(g) for name, g in grads.items()})
+    for name in shapes:
+        assert_close(gpu_params[name], plain_params[name], dtype)
+        for slot in Adam.slots:
+            assert_close(fused.state[name][slot], plain.state[name][slot], dtype)
+
+
+def test_adam_kernel_takes_device_scalars(cp, rng):
+    """0-d device arrays for step and eps_hat (what a captured graph needs) act as the floats."""
+    from tinynet.kernels import cuda_fused
+
+    param, grad = (cp.asarray(rng.standard_normal(9)) for _ in range(2))
+    twin = param.copy()
+    m, v, m_twin, v_twin = (cp.zeros(9) for _ in range(4))
+    cuda_fused.adam_update(param, grad, m, v, 0.9, 0.999, cp.asarray(3e-3), cp.asarray(1e-8))
+    cuda_fused.adam_update(twin, grad, m_twin, v_twin, 0.9, 0.999, 3e-3, 1e-8)
+    assert cp.array_equal(param, twin) and cp.array_equal(m, m_twin) and cp.array_equal(v, v_twin)
+
+
+def test_captured_step_replays_match_eager_calls(cp, rng):
+    from tinynet.kernels.cuda_graph import CapturedStep
+
+    W = cp.asarray(rng.standard_normal((4, 3)))
+    batches = [rng.standard_normal((5, 4)) for _ in range(3)]
+    x_buf, total = cp.asarray(batches[0]), cp.zeros(3)
+
+    def step():
+        y = cp.tanh(x_buf @ W)
+        total[...] += y.sum(axis=0)
+        return y
+
+    captured = CapturedStep(step, inputs=(x_buf,))
+    total.fill(0)  # the warm-up ran for real; start the state afresh
+    expected_total = cp.zeros(3)
+    for batch in batches:
+        y = captured.launch(batch)
+        y_eager = cp.tanh(cp.asarray(batch) @ W)
+        expected_total += y_eager.sum(axis=0)
+        assert cp.allclose(y, y_eager, rtol=1e-12, atol=0)
+        assert cp.allclose(total, expected_total, rtol=1e-12, atol=0)
+
+
+def test_captured_step_refuses_a_host_sync(cp):
+    from tinynet.kernels.cuda_graph import CapturedStep
+
+    x = cp.ones(3)
+    with pytest.raises(RuntimeError, match="capture"):
+        CapturedStep(lambda: float(x.sum()))
