@@ -9,9 +9,9 @@ or tinynet.optim computes, in one pass over memory instead of many temporaries.
 The kernels run on one thread. Inside a training step they alternate with BLAS matrix
 products, whose idle worker threads keep spinning on the other cores for a while after
 each product: measured on 2 cores, a parallel (prange) kernel then ran no faster than a
-serial one, and under load it added a synchronisation that had to wait for a core. Loops
-are written per (n, c) image plane, which keeps them free of races should they ever be
-parallelised. Kernels are compiled once and cached on disk (cache=True);
+serial one, and under load it added a synchronisation that had to wait for a core. Each
+(n, c) image plane is written by one iteration of the outer loops, which keeps them free of
+races should they ever be parallelised. Kernels are compiled once and cached on disk (cache=True);
 error_model="numpy" drops Python's zero-division checks so that the loops vectorize.
 Constants take the arrays' dtype, so float32 stays float32.
 
@@ -95,15 +95,15 @@ def _add_strided(src, dst, stride):
 def _im2col(x, kh, kw, stride, pad, cols):
     N, C, H, W = x.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    for plane in range(N * C):  # one (n, c) plane fills its own columns of rows (c, i, j)
-        n, c = plane // C, plane % C
-        x_padded = _padded(x[n, c], pad)
-        for i in range(kh):
-            for j in range(kw):
-                col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
-                for ho in range(Ho):
-                    # one output row: Wo inputs `stride` apart (one-dimensional views vectorize)
-                    _copy_strided(x_padded[ho * stride + i, j:], stride, col[ho * Wo:(ho + 1) * Wo])
+    for n in range(N):
+        for c in range(C):  # plane (n, c) fills its own columns of the rows (c, i, j)
+            x_padded = _padded(x[n, c], pad)
+            for i in range(kh):
+                for j in range(kw):
+                    col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
+                    for ho in range(Ho):
+                        # one output row: Wo inputs `stride` apart (one-dimensional views vectorize)
+                        _copy_strided(x_padded[ho * stride + i, j:], stride, col[ho * Wo:(ho + 1) * Wo])
 
 
 def im2col(x, kh, kw, stride, pad):
@@ -119,15 +119,15 @@ def im2col(x, kh, kw, stride, pad):
 def _col2im(cols, kh, kw, stride, pad, dx):
     N, C, H, W = dx.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    for plane in range(N * C):  # one (n, c) image plane at a time
-        n, c = plane // C, plane % C
-        dx_padded = np.zeros((H + 2 * pad, W + 2 * pad), dtype=dx.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
-                for ho in range(Ho):
-                    _add_strided(col[ho * Wo:(ho + 1) * Wo], dx_padded[ho * stride + i, j:], stride)
-        dx[n, c] = dx_padded[pad:pad + H, pad:pad + W]
+    for n in range(N):
+        for c in range(C):
+            dx_padded = np.zeros((H + 2 * pad, W + 2 * pad), dtype=dx.dtype)
+            for i in range(kh):
+                for j in range(kw):
+                    col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
+                    for ho in range(Ho):
+                        _add_strided(col[ho * Wo:(ho + 1) * Wo], dx_padded[ho * stride + i, j:], stride)
+            dx[n, c] = dx_padded[pad:pad + H, pad:pad + W]
 
 
 def col2im(cols, x_shape, kh, kw, stride, pad):
@@ -142,17 +142,17 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
 @njit(**JIT)
 def _maxpool2d(x, size, stride, y, winner):
     N, C, Ho, Wo = y.shape
-    for plane in range(N * C):
-        n, c = plane // C, plane % C
-        for ho in range(Ho):
-            for wo in range(Wo):
-                h, w = ho * stride, wo * stride
-                best, best_at = x[n, c, h, w], 0
-                for p in range(size):
-                    for q in range(size):
-                        if x[n, c, h + p, w + q] > best:  # strict: the first maximum wins
-                            best, best_at = x[n, c, h + p, w + q], p * size + q
-                y[n, c, ho, wo], winner[n, c, ho, wo] = best, best_at
+    for n in range(N):
+        for c in range(C):
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    h, w = ho * stride, wo * stride
+                    best, best_at = x[n, c, h, w], 0
+                    for p in range(size):
+                        for q in range(size):
+                            if x[n, c, h + p, w + q] > best:  # strict: the first maximum wins
+                                best, best_at = x[n, c, h + p, w + q], p * size + q
+                    y[n, c, ho, wo], winner[n, c, ho, wo] = best, best_at
 
 
 def maxpool2d(x, size, stride):
@@ -167,13 +167,13 @@ def maxpool2d(x, size, stride):
 @njit(**JIT)
 def _maxpool2d_backward(dy, winner, size, stride, dx):
     N, C, Ho, Wo = dy.shape
-    for plane in range(N * C):
-        n, c = plane // C, plane % C
-        dx[n, c] = 0
-        for ho in range(Ho):
-            for wo in range(Wo):
-                p, q = winner[n, c, ho, wo] // size, winner[n, c, ho, wo] % size
-                dx[n, c, ho * stride + p, wo * stride + q] += dy[n, c, ho, wo]  # windows may overlap
+    dx[...] = 0
+    for n in range(N):
+        for c in range(C):
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    p, q = winner[n, c, ho, wo] // size, winner[n, c, ho, wo] % size
+                    dx[n, c, ho * stride + p, wo * stride + q] += dy[n, c, ho, wo]  # windows may overlap
 
 
 def maxpool2d_backward(dy, winner, x_shape, size, stride):
