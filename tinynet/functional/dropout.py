@@ -5,6 +5,17 @@ expected activation is unchanged and evaluation is the identity.
 """
 
 
+def dropout_mask(rng, shape, p, dtype):
+    """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p).
+
+    The uniform draws are float32 whatever `dtype` is, so a float32 model and its float64
+    twin with the same seed drop the same units.
+    """
+    mask = (rng.random(shape, dtype="float32") >= p).astype(dtype)
+    mask *= 1.0 / (1.0 - p)  # in place: keeps the dtype
+    return mask
+
+
 def dropout_forward(x, p, rng, train):
     """x: any shape -> y = x * mask, mask = keep / (1 - p) with keep ~ Bernoulli(1 - p).
 
@@ -15,8 +26,7 @@ def dropout_forward(x, p, rng, train):
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
     if not train or p == 0:
         return x, None
-    mask = (rng.random(x.shape, dtype=x.dtype) >= p).astype(x.dtype)
-    mask *= 1.0 / (1.0 - p)  # in place: keeps x's dtype
+    mask = dropout_mask(rng, x.shape, p, x.dtype)
     return x * mask, mask
 
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import init
 from ..backend import make_rng, xp_of
+from ..functional.dropout import dropout_mask
 from ..functional.activations import sigmoid
 from ..functional.lstm import lstm_cell_backward, lstm_cell_forward
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
@@ -111,16 +112,10 @@ class LSTMDecoder(Layer):
         self._dropout_rng, self._dropout_xp = None, None
 
     def _dropout_masks(self, xp, shape, dtype):
-        """Inverted-dropout masks: 0 with probability p, else 1 / (1 - p).
-
-        The uniform draws are float32 whatever `dtype` is, so that a float32 model and
-        its float64 twin with the same seed drop the same units.
-        """
+        """Inverted-dropout masks for every step and layer at once (functional.dropout)."""
         if self._dropout_xp is not xp:
             self._dropout_rng, self._dropout_xp = make_rng(xp, self.dropout_seed), xp
-        masks = (self._dropout_rng.random(shape, dtype=np.float32) >= self.dropout).astype(dtype)
-        masks *= 1.0 / (1.0 - self.dropout)
-        return masks
+        return dropout_mask(self._dropout_rng, shape, self.dropout, dtype)
 
     def _step_weights(self):
         """Per layer, [W^h; W^y; b] (bottom) or [W^h; W^x; b]: the weights of the per-step
