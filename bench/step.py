@@ -3,10 +3,11 @@ inference images per second and peak memory; with --compare-torch side by side w
 identical PyTorch model, the two run alternately, iteration by iteration, in one process
 (so the drift of a shared machine hits both alike).
 
-One iteration is what mnist_half.train's Trainer.step does once its batch is drawn:
-forward, RMSE loss (eq. 15), backward, L2 (eq. 17), gradient clipping, Adam. It runs on
-one fixed pre-made batch, so data preparation is not timed. With --json the last line
-printed is one JSON object.
+One iteration is what mnist_half.train's Trainer.step does once its batch is drawn
+(mnist_half.train.training_update): forward, RMSE loss (eq. 15), backward, L2 (eq. 17),
+gradient clipping, Adam. It runs on one fixed pre-made batch, so data preparation is not
+timed. On the GPU the step is replayed from a CUDA graph after two eager warm-up steps, as
+in training (--no-cuda-graph: eager). With --json the last line printed is one JSON object.
 """
 
 import argparse
@@ -22,30 +23,16 @@ import numpy as np
 from mnist_half.cli import fail, run_command
 from mnist_half.corruption import corrupt
 from mnist_half.models import IMAGE_SIZE, MODELS, build_model
-from mnist_half.train import DEFAULTS, PRESETS
+from mnist_half.train import DEFAULTS, PRESETS, training_update
 from tinynet import kernels
 from tinynet.backend import get_xp
-from tinynet.functional.losses import l2_penalty, rmse_loss
-from tinynet.optim import Adam, clip_grad_norm
+from tinynet.optim import Adam
 
 LR = PRESETS["paper"]["lr"]
 L2, CLIP, DROPOUT = DEFAULTS["l2"], DEFAULTS["clip"], DEFAULTS["dropout"]
 # Idle seconds before each timed run: BLAS and OpenMP worker threads spin for a while after
 # their work (OpenBLAS up to ~0.1 s) and, alternating, would steal the next run's cores.
 GAP_S = 0.25
-
-
-def tinynet_step(model, optimizer, x, y, l2=L2, clip=CLIP):
-    """One training iteration with Trainer.step's maths; returns the RMSE (no host sync)."""
-    loss, dy = rmse_loss(model.forward(x, train=True), y)
-    model.backward(dy)
-    grads = model.named_grads()
-    _, l2_grads = l2_penalty(model.named_weights(), l2)
-    for name, g in l2_grads.items():
-        grads[name] += g
-    clip_grad_norm(grads, clip)
-    optimizer.step(model.named_params(), grads)
-    return loss
 
 
 def make_batch(batch_size, seed=0):
@@ -55,10 +42,10 @@ def make_batch(batch_size, seed=0):
     return corrupt(clean, rng), clean
 
 
-def tinynet_path(xp):
-    """Which code tinynet runs: 'cupy', 'numba' kernels, or plain 'numpy' (TINYNET_NUMPY=1)."""
+def tinynet_path(xp, cuda_graph):
+    """Which code tinynet runs: 'cupy' (+ 'cuda graph'), 'numba' kernels, or plain 'numpy' (TINYNET_NUMPY=1)."""
     if xp is not np:
-        return "cupy"
+        return "cupy, cuda graph" if cuda_graph else "cupy, eager"
     return "numba" if kernels.ENABLED else "numpy"
 
 
@@ -112,7 +99,7 @@ class Contender:
             timed(self.infer, self.sync)
 
 
-def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed):
+def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph):
     """(contender, its initial parameters as NumPy arrays) for tinynet on module `xp`."""
     config = {"hidden": hidden, "layers": layers, "dropout": DROPOUT}
     model = build_model(model_name, np.random.default_rng(seed), config, float(y_host.mean()))
@@ -121,8 +108,19 @@ def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed):
     optimizer = Adam(lr=LR)
     x, y = xp.asarray(x_host), xp.asarray(y_host)
     sync = (lambda: None) if xp is np else xp.cuda.Device().synchronize
-    contender = Contender("tinynet", lambda: tinynet_step(model, optimizer, x, y),
-                          lambda: model.forward(x, train=False), sync)
+    update = lambda: training_update(model, optimizer, x, y, L2, CLIP)  # noqa: E731
+    if xp is not np and cuda_graph:
+        from tinynet.kernels.cuda_graph import CapturedStep
+
+        optimizer.keep_scalars_on_device(xp, np.float32)
+        graph = CapturedStep(update)  # the batch stays in x and y
+        update = graph.launch
+
+    def train():
+        optimizer.begin_step()
+        update()
+
+    contender = Contender("tinynet", train, lambda: model.forward(x, train=False), sync)
     return contender, initial
 
 
@@ -166,7 +164,7 @@ def summary(times):
 
 
 def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, layers=5, iters=20, warmup=3,
-            compare_torch=False, seed=0, gap_s=GAP_S, threads=None):
+            compare_torch=False, seed=0, gap_s=GAP_S, threads=None, cuda_graph=True):
     """Time `iters` training iterations and inference passes after `warmup` of each.
 
     Returns the dict that --json prints. With compare_torch the two contenders alternate,
@@ -182,11 +180,11 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
     limit_threads(threads)
     x_host, y_host = make_batch(batch_size, seed)
     load_start = os.getloadavg()[0]
-    tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed)
+    tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph)
     tinynet.warm_up(warmup)
     result = {"model": model_name, "device": device, "batch_size": batch_size, "hidden": hidden,
               "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "threads": threads,
-              "tinynet_path": tinynet_path(xp), "blas": blas_info(), "peak_mem_mb": peak_rss_mb()}
+              "tinynet_path": tinynet_path(xp, cuda_graph), "blas": blas_info(), "peak_mem_mb": peak_rss_mb()}
     if xp is not np:
         # the pool keeps every block it ever allocated, so what it holds is its peak
         result["device_peak_mem_mb"] = xp.get_default_memory_pool().total_bytes() / 2**20
@@ -251,6 +249,8 @@ def add_common_args(parser):
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the identical PyTorch model, alternating with tinynet")
     parser.add_argument("--threads", type=int, help="CPU threads of BLAS, Numba and PyTorch (default: all cores)")
+    parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
+                        help="GPU: run every step eagerly instead of replaying a captured CUDA graph")
     parser.add_argument("--gap", type=float, default=GAP_S,
                         help="idle seconds before each timed run (lets spinning worker threads sleep)")
 
@@ -274,7 +274,7 @@ def main(argv=None):
     args = parse_args(argv)
     result = measure(args.model, args.device, args.batch_size, args.hidden, args.layers, args.iters,
                      args.warmup, args.compare_torch, gap_s=args.gap,
-                     threads=args.threads)
+                     threads=args.threads, cuda_graph=args.cuda_graph)
     print(report(result), flush=True)
     if args.json:
         print(json.dumps(result))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tinynet.backend import device_name, get_xp, to_numpy
+from tinynet.backend import device_name, get_xp
 from tinynet.functional.losses import l2_penalty, rmse_loss
 from tinynet.optim import OPTIMIZERS, clip_grad_norm
 
@@ -36,7 +36,7 @@ DEFAULTS = {
     "model": "cnn-lstm", "preset": "quick", "device": "auto", "noise": "sp", "noise_amount": None,
     "hidden": 128, "layers": 5, "dropout": 0.25, "literal_eq13": False, "l2": 1e-6, "clip": 1.0,
     "min_lr_ratio": 0.05, "seed": 0, "split_seed": 0, "test_fraction": 0.25, "official_split": False,
-    "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500,
+    "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500, "cuda_graph": True,
 }
 CHECKPOINT_SECONDS = 300  # also save every few minutes, whatever --checkpoint-every says
 CHECKPOINT = "checkpoint.npz"
@@ -65,8 +65,30 @@ def iteration_rng(config, iteration):
     return np.random.default_rng((config["seed"], iteration))
 
 
+def training_update(model, optimizer, x, y, l2, clip):
+    """The array work of one iteration (section 5.3): forward, RMSE (eq. 15), backward,
+    L2 on the weights (eq. 17), gradient clipping, and the optimizer's update with the
+    scalars of its latest `begin_step`. Returns the batch's RMSE, a 0-d array (no sync)."""
+    y_hat = model.forward(x, train=True)
+    loss, dy = rmse_loss(y_hat, y)
+    model.backward(dy)
+    grads = model.named_grads()
+    _, l2_grads = l2_penalty(model.named_weights(), l2)
+    for name, g in l2_grads.items():
+        grads[name] += g
+    clip_grad_norm(grads, clip)
+    optimizer.apply(model.named_params(), grads)
+    return loss
+
+
 class Trainer:
-    """Owns the model, the optimizer and the data of one run; `step()` is one iteration."""
+    """Owns the model, the optimizer and the data of one run; `step()` is one iteration.
+
+    On the GPU the array work of a step is captured in a CUDA graph after two eager steps
+    and replayed from then on (config["cuda_graph"]; tinynet.kernels.cuda_graph): the
+    batch, the learning rate and the dropout seed are written to device buffers that the
+    graph reads, and the loss is summed on the device, read back only when logged.
+    """
 
     def __init__(self, config, xp, train_set, test_set):
         self.config, self.xp = config, xp
@@ -79,27 +101,44 @@ class Trainer:
         held_out = test_set.images[: config["eval_digits"]]
         self.test_clean = xp.asarray(held_out)
         self.test_input = xp.asarray(corrupt_test_set(held_out, config["noise"], TEST_NOISE_SEED, config["noise_amount"]))
+        self.loss_sum, self.losses_summed = xp.zeros((), dtype=np.float32), 0
+        self.graph = None
+        if xp is not np and config.get("cuda_graph", True):
+            from tinynet.kernels.cuda_graph import CapturedStep
+
+            shape = (config["batch_size"],) + self.train_images.shape[1:]
+            batch = xp.empty(shape, dtype=np.float32), xp.empty(shape, dtype=np.float32)
+            self.optimizer.keep_scalars_on_device(xp, np.float32)
+            self.graph = CapturedStep(lambda: self._update(*batch), inputs=batch)
+
+    def _update(self, noisy, clean):
+        loss = training_update(self.model, self.optimizer, noisy, clean, self.config["l2"], self.config["clip"])
+        self.loss_sum += loss
+        return loss
 
     def step(self):
-        """One training iteration; returns the batch's RMSE as a device scalar (no sync)."""
+        """One training iteration: draw the batch and its noise on the host, then the array work."""
         config, xp = self.config, self.xp
         rng = iteration_rng(config, self.iteration)
         index = rng.choice(len(self.train_images), config["batch_size"], replace=False)
         clean = self.train_images[index]
         noisy = corrupt(clean, rng, config["noise"], config["noise_amount"])
         self.model.seed_dropout(int(rng.integers(2**31)))
-        y_hat = self.model.forward(xp.asarray(noisy), train=True)
-        loss, dy = rmse_loss(y_hat, xp.asarray(clean))
-        self.model.backward(dy)
-        grads = self.model.named_grads()
-        _, l2_grads = l2_penalty(self.model.named_weights(), config["l2"])
-        for name, g in l2_grads.items():
-            grads[name] += g
-        clip_grad_norm(grads, config["clip"])
         self.optimizer.lr = learning_rate(config, self.iteration)
-        self.optimizer.step(self.model.named_params(), grads)
+        self.optimizer.begin_step()
+        if self.graph is not None:
+            self.graph.launch(noisy, clean)
+        else:
+            self._update(xp.asarray(noisy), xp.asarray(clean))
         self.iteration += 1
-        return loss
+        self.losses_summed += 1
+
+    def pop_train_loss(self):
+        """Mean training RMSE of the steps since the last call (the one read-back of the loop)."""
+        mean = float(self.loss_sum) / max(1, self.losses_summed)
+        self.loss_sum.fill(0)
+        self.losses_summed = 0
+        return mean
 
     def test_loss(self, batch_size=250):
         """RMSE over the fixed held-out digits (fixed corruption, so the values compare)."""
@@ -189,15 +228,14 @@ def train(config, out_dir, resume=False, progress=True, log_every=50):
 
     bar = tqdm(total=config["iters"], initial=trainer.iteration, desc=config["model"], unit="it",
                disable=not progress, dynamic_ncols=True)
-    losses, status = [], {}
+    status = {}
     try:
         while trainer.iteration < config["iters"]:
-            losses.append(trainer.step())
+            trainer.step()
             bar.update(1)
             it = trainer.iteration
             if it % log_every == 0 or it == config["iters"]:
-                train_loss = float(sum(to_numpy(l) for l in losses) / len(losses))  # the only read-back
-                losses = []
+                train_loss = trainer.pop_train_loss()
                 log.write(it, train_loss=f"{train_loss:.5f}", elapsed_s=elapsed())
                 status.update(loss=f"{train_loss:.4f}", lr=f"{trainer.optimizer.lr:.1e}")
                 bar.set_postfix(status)
@@ -243,6 +281,8 @@ def parse_args(argv=None):
     parser.add_argument("--out", help="run folder (default runs/<model>, never overwriting)")
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULTS["checkpoint_every"])
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false", default=None,
+                        help="GPU: run every step eagerly instead of replaying a captured CUDA graph")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -251,7 +291,7 @@ def config_from_args(args):
     config = dict(DEFAULTS)
     config.update(PRESETS[args.preset])
     for key in ("device", "model", "preset", "noise", "hidden", "layers", "literal_eq13", "seed", "data",
-                "official_split", "checkpoint_every", "iters", "batch_size", "optimizer", "lr"):
+                "official_split", "checkpoint_every", "iters", "batch_size", "optimizer", "lr", "cuda_graph"):
         value = getattr(args, key)
         if value is not None:
             config[key] = value
@@ -270,7 +310,7 @@ def main(argv=None):
     if args.resume:
         _, _, meta = load_checkpoint(out_dir / CHECKPOINT)
         config = {**meta["config"], "iters": config["iters"] if args.iters else meta["config"]["iters"],
-                  "device": config["device"]}
+                  "device": config["device"], "cuda_graph": config["cuda_graph"]}
     trainer = train(config, out_dir, resume=args.resume, progress=not args.no_progress)
     report_run(out_dir, config["device"], progress=not args.no_progress)
     print(f"wrote {out_dir}/ ({CHECKPOINT}, log.csv, metrics.json, figure6.png, figure7.png) "

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.step import CLIP, L2, LR, make_batch, tinynet_step
+from bench.step import CLIP, L2, LR, make_batch
+from mnist_half.train import training_update
 from mnist_half.models import build_model
 from tinynet.backend import gpu_unavailable_reason
 from tinynet.optim import Adam
@@ -93,7 +94,8 @@ def test_training_steps_match_torch(name, rng):
     optimizer = Adam(lr=LR)
     torch_optimizer = torch.optim.Adam(torch_models.trainable(twin), lr=LR)
     for _ in range(2):
-        loss = tinynet_step(model, optimizer, x, y, L2, CLIP)
+        optimizer.begin_step()
+        loss = training_update(model, optimizer, x, y, L2, CLIP)
         torch_loss = torch_models.torch_step(twin, torch_optimizer, torch.from_numpy(x), torch.from_numpy(y), L2, CLIP)
         assert normwise_error(loss, torch_loss.numpy()) < BOUND
     with torch.no_grad():

@@ -64,7 +64,7 @@ def test_dropout_layer_is_reproducible_and_draws_fresh_masks(xp, rng):
     masks = [to_numpy(first.forward(x, train=True)) for _ in range(2)]
     assert not np.array_equal(masks[0], masks[1])  # a new mask every step
     np.testing.assert_array_equal(to_numpy(second.forward(x, train=True)), masks[0])
-    assert first.rng_xp is xp
+    assert first.masks.xp is xp
     dy = xp.asarray(rng.standard_normal((5, 40)))
     np.testing.assert_array_equal(to_numpy(first.backward(dy)), to_numpy(dy) * masks[1])
     np.testing.assert_array_equal(to_numpy(first.forward(x, train=False)), to_numpy(x))

@@ -4,6 +4,10 @@ In training each unit is kept with probability 1 - p and scaled by 1 / (1 - p), 
 expected activation is unchanged and evaluation is the identity.
 """
 
+import numpy as np
+
+from ..backend import make_rng
+
 
 def dropout_mask(rng, shape, p, dtype):
     """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p).
@@ -35,3 +39,52 @@ def dropout_backward(dy, mask):
     if mask is None:
         return dy, {}
     return dy * mask, {}
+
+
+class MaskSource:
+    """The randomness of one layer's dropout: restarted from a seed (so a resumed run
+    redraws the same masks), drawn on the module of the activations.
+
+    Restarting reseeds at once, outside whatever runs next: on the GPU the generator's seed
+    lives in device memory, so a training step captured in a CUDA graph draws fresh masks
+    at every replay after `reseed`.
+    """
+
+    def __init__(self, seed):
+        self.seed, self.xp, self._rng = seed, None, None
+
+    def reseed(self, seed):
+        self.seed = seed
+        if self._rng is not None:
+            self._rng = make_rng(self.xp, seed, reuse=self._rng)
+
+    def generator(self, xp):
+        """The generator for arrays of module `xp` (made from the seed on first use)."""
+        if self.xp is not xp:
+            self._rng, self.xp = make_rng(xp, self.seed), xp
+        return self._rng
+
+
+_GOLDEN = 0x9E3779B9
+
+
+def _mix32(x):
+    """The 'lowbias32' integer hash (C. Wellons) on uint32 arrays."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def counter_uniform(seed, draw, shape):
+    """Float32 uniforms in [0, 1): a hash of (seed, draw number, element index).
+
+    The reference twin of the GPU's CounterRandom (tinynet.kernels.cuda_fused), which
+    computes the same numbers in one kernel: key = mix(seed + golden (draw + 1)),
+    u_i = (mix(mix(i ^ key) + key) >> 8) / 2^24.
+    """
+    key = _mix32(np.array([(seed + _GOLDEN * (draw + 1)) & 0xFFFFFFFF], dtype=np.uint32))
+    index = np.arange(int(np.prod(shape)), dtype=np.uint32)
+    bits = _mix32(_mix32(index ^ key) + key)
+    return ((bits >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)).reshape(shape)

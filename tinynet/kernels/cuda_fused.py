@@ -128,3 +128,49 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
     every step, a Python float would be frozen into the graph).
     """
     _adam_update_kernel()(grad, beta1, beta2, 1 - beta1, 1 - beta2, step, eps_hat, param, m, v)
+
+
+@functools.lru_cache(maxsize=None)
+def _counter_uniform_kernel():
+    return cupy.ElementwiseKernel(
+        "raw uint32 seed, uint32 draw",
+        "float32 u",
+        """
+        const unsigned int key = mix32(seed[0] + 0x9E3779B9u * (draw + 1u));
+        const unsigned int bits = mix32(mix32((unsigned int)i ^ key) + key);
+        u = (float)(bits >> 8) * (1.0f / 16777216.0f);
+        """,
+        "tinynet_counter_uniform",
+        preamble="""
+        __device__ unsigned int mix32(unsigned int x) {  // 'lowbias32'
+            x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
+            return x;
+        }
+        """,
+    )
+
+
+class CounterRandom:
+    """Dropout's random numbers on the GPU: float32 uniforms that hash (seed, draw number,
+    element index), one kernel per draw, the twin of tinynet.functional.dropout.counter_uniform.
+
+    The seed sits in a device array that `reseed` overwrites in place, and the draw number
+    restarts at 0: a training step captured in a CUDA graph after a reseed replays the same
+    sequence of draws, each reading the seed of the latest reseed.
+    """
+
+    def __init__(self, seed):
+        self.seed_buffer = cupy.zeros(1, dtype=cupy.uint32)
+        self.reseed(seed)
+
+    def reseed(self, seed):
+        self.seed_buffer.fill(seed & 0xFFFFFFFF)
+        self.draws = 0
+
+    def random(self, shape, dtype="float32"):
+        if cupy.dtype(dtype) != cupy.float32:
+            raise ValueError(f"CounterRandom draws float32 only, not {dtype}")
+        u = cupy.empty(shape, dtype=cupy.float32)
+        _counter_uniform_kernel()(self.seed_buffer, self.draws, u)
+        self.draws += 1
+        return u

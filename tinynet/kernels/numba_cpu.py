@@ -263,5 +263,9 @@ def _adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
 
 
 def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
-    """In place, all C-contiguous and alike: m, v <- running moments; param -= step m / (sqrt(v) + eps_hat)."""
-    _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), beta1, beta2, step, eps_hat)
+    """In place, all C-contiguous and alike: m, v <- running moments; param -= step m / (sqrt(v) + eps_hat).
+
+    step and eps_hat: floats or 0-d arrays (an optimizer keeping its scalars in an array).
+    """
+    _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), beta1, beta2,
+                 float(step), float(eps_hat))

@@ -4,8 +4,8 @@ with direct attention of section 4.2.2 (eqs. 8-14, Figure 3)."""
 import numpy as np
 
 from .. import init
-from ..backend import make_rng, xp_of
-from ..functional.dropout import dropout_mask
+from ..backend import xp_of
+from ..functional.dropout import MaskSource, dropout_mask
 from ..functional.activations import sigmoid
 from ..functional.lstm import lstm_cell_backward, lstm_cell_forward
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
@@ -103,19 +103,15 @@ class LSTMDecoder(Layer):
         self.params["out/W"] = init.glorot_uniform(rng, (H, row_size), H, row_size, dtype)
         self.params["out/b"] = init.zeros((row_size,), dtype)
         self.weight_keys = tuple(key for key in self.params if not key.endswith("/b"))
-        self.seed_dropout(int(rng.integers(2**31)))
+        self.masks = MaskSource(int(rng.integers(2**31)))
 
     def seed_dropout(self, seed):
-        """Restart the dropout masks from `seed` (the generator is made lazily on the
-        device of the next training forward)."""
-        self.dropout_seed = seed
-        self._dropout_rng, self._dropout_xp = None, None
+        """Restart the dropout masks from `seed`."""
+        self.masks.reseed(seed)
 
     def _dropout_masks(self, xp, shape, dtype):
         """Inverted-dropout masks for every step and layer at once (functional.dropout)."""
-        if self._dropout_xp is not xp:
-            self._dropout_rng, self._dropout_xp = make_rng(xp, self.dropout_seed), xp
-        return dropout_mask(self._dropout_rng, shape, self.dropout, dtype)
+        return dropout_mask(self.masks.generator(xp), shape, self.dropout, dtype)
 
     def _step_weights(self):
         """Per layer, [W^h; W^y; b] (bottom) or [W^h; W^x; b]: the weights of the per-step

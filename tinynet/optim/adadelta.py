@@ -22,4 +22,4 @@ class Adadelta(Optimizer):
         delta = ((delta_avg + self.eps) / (square_avg + self.eps)) ** 0.5 * grad
         delta_avg *= self.rho
         delta_avg += (1 - self.rho) * (delta * delta)
-        param -= self.lr * delta
+        param -= self.scalars["lr"] * delta

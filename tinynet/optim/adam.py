@@ -14,21 +14,25 @@ class Adam(Optimizer):
     """
 
     slots = ("m", "v")
+    scalar_names = ("step", "eps_hat")
 
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
+    def step_scalars(self):
+        correction2 = math.sqrt(1 - self.beta2**self.t)
+        return {"step": self.lr * correction2 / (1 - self.beta1**self.t), "eps_hat": self.eps * correction2}
+
     def update(self, param, grad, state):
         m, v = state["m"], state["v"]
-        correction2 = math.sqrt(1 - self.beta2**self.t)
-        step = self.lr * correction2 / (1 - self.beta1**self.t)
+        step, eps_hat = self.scalars["step"], self.scalars["eps_hat"]
         kernels = cpu_kernels(param, grad, m, v) or gpu_kernels(param, grad, m, v)
         if kernels is not None and all(a.flags.c_contiguous for a in (param, grad, m, v)):
-            kernels.adam_update(param, grad, m, v, self.beta1, self.beta2, step, self.eps * correction2)
+            kernels.adam_update(param, grad, m, v, self.beta1, self.beta2, step, eps_hat)
             return
         m *= self.beta1
         m += (1 - self.beta1) * grad
         v *= self.beta2
         v += (1 - self.beta2) * (grad * grad)
-        param -= step * m / (v**0.5 + self.eps * correction2)
+        param -= step * m / (v**0.5 + eps_hat)

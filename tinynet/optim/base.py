@@ -1,23 +1,60 @@
-"""The optimizer contract: `step(params, grads)` updates each array of `params` in place."""
+"""The optimizer contract: `step(params, grads)` updates each array of `params` in place.
+
+A step is two halves: `begin_step()` counts it and computes its scalars (the learning
+rate, Adam's bias corrections) on the host; `apply(params, grads)` does the array work.
+`step` runs both. A training step captured in a CUDA graph (tinynet.kernels.cuda_graph)
+runs `begin_step` before each replay and captures only `apply`: with
+`keep_scalars_on_device` the scalars live in one device array that `begin_step` overwrites
+in place, so every replay reads the current values (a Python float would be frozen into
+the graph).
+"""
 
 from ..backend import to_device, to_numpy, xp_of
 
 
 class Optimizer:
-    """Per-parameter state lives in `self.state[name][slot]` (arrays like the parameter)."""
+    """Per-parameter state lives in `self.state[name][slot]` (arrays like the parameter);
+    `self.scalars[name]` holds the current step's scalars (floats, or 0-d device arrays)."""
 
     slots = ()
+    scalar_names = ("lr",)
 
     def __init__(self, lr):
         self.lr = lr
         self.t = 0
         self.state = {}
+        self.scalars = {}
+        self._scalar_buffer = None
 
     def step(self, params, grads):
         """One update of every parameter in `params` ({name: array}) from `grads` (same keys)."""
+        self.begin_step()
+        self.apply(params, grads)
+
+    def begin_step(self):
+        """Count the step and set its scalars (written to the device buffer when there is one)."""
+        self.t += 1
+        values = self.step_scalars()
+        if self._scalar_buffer is None:
+            self.scalars = values
+        else:
+            buffer = self._scalar_buffer
+            buffer[...] = xp_of(buffer).asarray([values[name] for name in self.scalar_names], dtype=buffer.dtype)
+
+    def keep_scalars_on_device(self, xp, dtype):
+        """From now on keep the step's scalars in one array of module `xp` (CuPy: on the
+        device); `self.scalars` then holds 0-d views of it that never move."""
+        self._scalar_buffer = xp.zeros(len(self.scalar_names), dtype=dtype)
+        self.scalars = {name: self._scalar_buffer[i:i + 1].reshape(()) for i, name in enumerate(self.scalar_names)}
+
+    def step_scalars(self):
+        """{name: float} of the step `self.t`, one per name of `scalar_names`."""
+        return {"lr": self.lr}
+
+    def apply(self, params, grads):
+        """The array half of a step: update every parameter with the current scalars."""
         if set(params) != set(grads):
             raise KeyError(f"params and grads differ: {sorted(set(params) ^ set(grads))}")
-        self.t += 1
         for name, param in params.items():
             state = self.state.get(name)
             if state is None:
@@ -47,3 +84,4 @@ class Optimizer:
             if slot not in self.slots:
                 raise KeyError(f"unknown optimizer state {key!r} for {type(self).__name__}")
             self.state.setdefault(name, {})[slot] = to_device(value, xp)
+

@@ -8,4 +8,4 @@ class SGD(Optimizer):
         super().__init__(lr)
 
     def update(self, param, grad, state):
-        param -= self.lr * grad
+        param -= self.scalars["lr"] * grad

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The GPU checks of one session on a CUDA machine, in the order of their value: the fused
+# kernels and the CUDA graph, the step benchmark side by side with PyTorch, the training
+# speed (the paper's 500k-iteration run), then every [gpu] test variant.
+# Usage: bash bench/gpu_checks.sh OUT_DIR   (logs and JSON lines go to OUT_DIR)
+set -u
+out=${1:-gpu-checks}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 MNIST_HALF_OFFLINE=1
+py=${PYTHON:-python3}
+run() {  # run NAME SECONDS COMMAND...: log to OUT/NAME.log, keep going on failure
+    local name=$1 seconds=$2; shift 2
+    echo "=== $name: $*"
+    timeout "$seconds" "$@" > "$out/$name.log" 2>&1
+    echo "=== $name: exit $? after ${SECONDS}s total"
+    tail -n 25 "$out/$name.log"
+}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+$py -c "import sys, numpy, cupy, numba; print(sys.version.split()[0], 'numpy', numpy.__version__, 'cupy', cupy.__version__, 'numba', numba.__version__)"
+run kernels 150 $py -m pytest -q -x -p no:cacheprovider tests/test_gpu_kernels.py
+run step_lstm 120 $py -m bench.step --device gpu --model cnn-lstm --compare-torch --iters 50 --gap 0 --json
+run step_cnn 90 $py -m bench.step --device gpu --model cnn-cnn --compare-torch --iters 50 --gap 0 --json
+run step_lstm_eager 90 $py -m bench.step --device gpu --model cnn-lstm --no-cuda-graph --iters 10 --gap 0 --json
+run train_speed 120 $py -m bench.train_speed --device gpu --iters 2000 --json
+run gpu_tests 240 $py -m pytest -q -p no:cacheprovider -m gpu tests
