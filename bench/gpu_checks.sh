@@ -17,9 +17,9 @@ run() {  # run NAME SECONDS COMMAND...: log to OUT/NAME.log, keep going on failu
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 $py -c "import sys, numpy, cupy, numba; print(sys.version.split()[0], 'numpy', numpy.__version__, 'cupy', cupy.__version__, 'numba', numba.__version__)"
-run kernels 90 $py -m pytest -q -x -p no:cacheprovider tests/test_gpu_kernels.py
+run kernels 100 $py -m pytest -q -x -p no:cacheprovider tests/test_gpu_kernels.py
 run step_lstm 75 $py -m bench.step --device gpu --model cnn-lstm --compare-torch --iters 50 --gap 0 --json
 run step_cnn 50 $py -m bench.step --device gpu --model cnn-cnn --compare-torch --iters 50 --gap 0 --json
 run step_lstm_eager 40 $py -m bench.step --device gpu --model cnn-lstm --no-cuda-graph --iters 5 --warmup 2 --gap 0 --json
-run train_speed 60 $py -m bench.train_speed --device gpu --iters 2000 --json
-run gpu_tests 110 $py -m pytest -q -x -p no:cacheprovider -m gpu tests
+run train_speed 75 $py -m bench.train_speed --device gpu --iters 1000 --json
+run gpu_tests 100 $py -m pytest -q -x -p no:cacheprovider -m gpu tests

@@ -19,6 +19,7 @@ is the strided-view code below.
 
 from ..backend import is_gpu_array, xp_of
 from ..kernels import cpu_kernels
+from .matmul import matmul
 
 CPU_CHUNK_BYTES = 2 * 2**20
 
@@ -117,7 +118,7 @@ def _correlate(x, W, stride, pad):
     W_rows = W.reshape(F, -1)
     y = xp_of(x).empty((N, F, output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad)), dtype=x.dtype)
     for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
-        y[chunk] = _rows_to_images(W_rows @ cols, y[chunk].shape)
+        y[chunk] = _rows_to_images(matmul(W_rows, cols), y[chunk].shape)
     return y
 
 
@@ -130,7 +131,7 @@ def _correlate_adjoint(y_rows, W, x_shape, stride, pad):
     dx = xp_of(y_rows).empty(x_shape, dtype=y_rows.dtype)
     for chunk in _batch_chunks(N, C * kh * kw * pixels * dx.itemsize, is_gpu_array(dx)):
         columns = y_rows[:, chunk.start * pixels:chunk.stop * pixels]
-        dx[chunk] = col2im(W_rows.T @ columns, dx[chunk].shape, kh, kw, stride, pad)
+        dx[chunk] = col2im(matmul(W_rows.T, columns), dx[chunk].shape, kh, kw, stride, pad)
     return dx
 
 
@@ -157,7 +158,7 @@ def conv2d_backward(dy, cache, input_grad=True):
     dy_rows = _images_to_rows(dy)
     dW = 0
     for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
-        dW = dW + dy_rows[:, chunk.start * pixels:chunk.stop * pixels] @ cols.T
+        dW = dW + matmul(dy_rows[:, chunk.start * pixels:chunk.stop * pixels], cols.T)
     dx = _correlate_adjoint(dy_rows, W, x.shape, stride, pad) if input_grad else None
     return dx, {"W": dW.reshape(W.shape), "b": dy_rows.sum(axis=1)}
 
@@ -199,6 +200,6 @@ def conv_transpose2d_backward(dy, cache):
     W_rows = W.reshape(C_in, -1)
     dx, dW = xp_of(dy).empty_like(x), 0
     for chunk, cols in _columns_by_chunk(dy, kh, kw, stride, pad):
-        dx[chunk] = _rows_to_images(W_rows @ cols, dx[chunk].shape)
-        dW = dW + _images_to_rows(x[chunk]) @ cols.T
+        dx[chunk] = _rows_to_images(matmul(W_rows, cols), dx[chunk].shape)
+        dW = dW + matmul(_images_to_rows(x[chunk]), cols.T)
     return dx, {"W": dW.reshape(W.shape), "b": dy.sum(axis=(0, 2, 3))}

@@ -26,6 +26,7 @@ kernel, with the NumPy code below as their reference twin.
 
 from ..backend import xp_of
 from ..kernels import cpu_kernels, gpu_kernels
+from .matmul import matmul
 
 
 def gate_blocks(gates):
@@ -112,9 +113,9 @@ def lstm_step_forward(inputs, c_prev, weights, b, literal_eq13=False):
     c_prev: (N, H); weights: tuple of (D_k, 4H) arrays, one per input; b: (4H,).
     Returns h (N, H), c (N, H), cache.
     """
-    a = inputs[0] @ weights[0]
+    a = matmul(inputs[0], weights[0])
     for x, W in zip(inputs[1:], weights[1:]):
-        a += x @ W
+        a += matmul(x, W)
     a += b
     h, c, cell_cache = lstm_cell_forward(a, c_prev, literal_eq13)
     return h, c, (inputs, weights, cell_cache)
@@ -128,6 +129,6 @@ def lstm_step_backward(dh, dc, cache):
     """
     inputs, weights, cell_cache = cache
     da, dc_prev = lstm_cell_backward(dh, dc, cell_cache)
-    dinputs = tuple(da @ W.T for W in weights)
-    dweights = tuple(x.T @ da for x in inputs)
+    dinputs = tuple(matmul(da, W.T) for W in weights)
+    dweights = tuple(matmul(x.T, da) for x in inputs)
     return dinputs, dc_prev, dweights, da.sum(axis=0)

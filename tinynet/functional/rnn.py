@@ -14,6 +14,7 @@ one cache per step and backpropagate through time by walking t = T-1 .. 0.
 from ..backend import xp_of
 from . import activations as act
 from .dense import dense_backward, dense_forward
+from .matmul import matmul
 
 ACTIVATIONS = {
     "sigmoid": (act.sigmoid_forward, act.sigmoid_backward),
@@ -33,8 +34,8 @@ def rnn_step_forward(x, h_prev, Wx, Wh, b, activation="sigmoid"):
     x: (N, D), h_prev: (N, H), Wx: (D, H), Wh: (H, H), b: (H,) -> h: (N, H), cache.
     """
     forward, backward = _activation(activation)
-    a = x @ Wx
-    a += h_prev @ Wh
+    a = matmul(x, Wx)
+    a += matmul(h_prev, Wh)
     a += b
     h, act_cache = forward(a)
     return h, (x, h_prev, Wx, Wh, backward, act_cache)
@@ -44,8 +45,8 @@ def rnn_step_backward(dh, cache):
     """Backward of eq. (1): dh (N, H) -> dx (N, D), dh_prev (N, H), grads {Wx, Wh, b}."""
     x, h_prev, Wx, Wh, backward, act_cache = cache
     da, _ = backward(dh, act_cache)
-    grads = {"Wx": x.T @ da, "Wh": h_prev.T @ da, "b": da.sum(axis=0)}
-    return da @ Wx.T, da @ Wh.T, grads
+    grads = {"Wx": matmul(x.T, da), "Wh": matmul(h_prev.T, da), "b": da.sum(axis=0)}
+    return matmul(da, Wx.T), matmul(da, Wh.T), grads
 
 
 def rnn_forward(x, h0, Wx, Wh, b, activation="sigmoid"):

@@ -4,6 +4,8 @@ signature), in one kernel launch instead of a dozen elementwise ones and their t
 
     lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
     adam_update                 tinynet.optim.adam
+    CounterRandom               tinynet.functional.dropout.counter_uniform
+    matmul                      numpy's a @ b (tinynet.functional.matmul)
 
 Each kernel is a cupy.ElementwiseKernel over the (N, H) cell positions, generic in the float
 type T; the (N, 4H) gate arrays are `raw` arguments indexed by hand, because one position
@@ -18,6 +20,7 @@ kernels can be captured in a CUDA graph (tinynet.kernels.cuda_graph).
 import functools
 
 import cupy
+import numpy as np
 
 # sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and Numba twins
 _PREAMBLE = """
@@ -174,3 +177,127 @@ class CounterRandom:
         _counter_uniform_kernel()(self.seed_buffer, self.draws, u)
         self.draws += 1
         return u
+
+
+# Matrix product. CuPy refuses to call cuBLAS while a stream is being captured into a CUDA
+# graph ("calling cuBLAS API during stream capture is currently unsupported", CuPy 13 and
+# 14), so tinynet multiplies with this kernel of its own on the GPU. Each block of 16 x 16
+# threads computes a TILE x TILE tile of C, each thread R x R of its entries, from tiles of
+# A and B staged in shared memory TK columns at a time. A and B are read through their
+# strides (a transposed view costs no copy); the loads run along whichever axis is
+# contiguous, so they coalesce. When the tiles of C are too few to fill the GPU, the K
+# axis is split over blockIdx.z: each split writes its partial product to its own slice
+# of C, and the slices are summed afterwards (deterministic, no atomics).
+_GEMM_SOURCE = r"""
+template <typename T, int TILE>
+__global__ void tinynet_gemm(const T* __restrict__ A, const T* __restrict__ B, T* __restrict__ C,
+                             const int M, const int N, const int K, const int k_chunk,
+                             const long long sam, const long long sak,
+                             const long long sbk, const long long sbn) {
+    constexpr int TK = 16, R = TILE / 16;
+    __shared__ T As[TK][TILE + 1];
+    __shared__ T Bs[TK][TILE + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+    const int m0 = blockIdx.y * TILE, n0 = blockIdx.x * TILE;
+    const int k_begin = blockIdx.z * k_chunk;
+    const int k_end = min(K, k_begin + k_chunk);
+    T acc[R][R];
+#pragma unroll
+    for (int i = 0; i < R; ++i)
+#pragma unroll
+        for (int j = 0; j < R; ++j) acc[i][j] = T(0);
+
+    for (int k0 = k_begin; k0 < k_end; k0 += TK) {
+        for (int e = tid; e < TILE * TK; e += 256) {
+            int mm, kk;
+            if (sak == 1) { mm = e / TK; kk = e % TK; } else { kk = e / TILE; mm = e % TILE; }
+            const int m = m0 + mm, k = k0 + kk;
+            As[kk][mm] = (m < M && k < k_end) ? A[m * sam + k * sak] : T(0);
+        }
+        for (int e = tid; e < TILE * TK; e += 256) {
+            int nn, kk;
+            if (sbn == 1) { kk = e / TILE; nn = e % TILE; } else { nn = e / TK; kk = e % TK; }
+            const int n = n0 + nn, k = k0 + kk;
+            Bs[kk][nn] = (n < N && k < k_end) ? B[k * sbk + n * sbn] : T(0);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < TK; ++kk) {
+            T a[R], b[R];
+#pragma unroll
+            for (int i = 0; i < R; ++i) a[i] = As[kk][ty + 16 * i];
+#pragma unroll
+            for (int j = 0; j < R; ++j) b[j] = Bs[kk][tx + 16 * j];
+#pragma unroll
+            for (int i = 0; i < R; ++i)
+#pragma unroll
+                for (int j = 0; j < R; ++j) acc[i][j] += a[i] * b[j];
+        }
+        __syncthreads();
+    }
+    T* Cz = C + (size_t)blockIdx.z * M * N;
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+        const int m = m0 + ty + 16 * i;
+#pragma unroll
+        for (int j = 0; j < R; ++j) {
+            const int n = n0 + tx + 16 * j;
+            if (m < M && n < N) Cz[(size_t)m * N + n] = acc[i][j];
+        }
+    }
+}
+"""
+_GEMM_TYPES = {cupy.dtype(cupy.float32): "float", cupy.dtype(cupy.float64): "double"}
+_GEMM_TK = 16
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_kernel(dtype, tile):
+    names = [f"tinynet_gemm<{t},{s}>" for t in _GEMM_TYPES.values() for s in (32, 64)]
+    module = _gemm_module(tuple(names))
+    return module.get_function(f"tinynet_gemm<{_GEMM_TYPES[dtype]},{tile}>")
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_module(names):
+    return cupy.RawModule(code=_GEMM_SOURCE, options=("-std=c++14",), name_expressions=names)
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device_id):
+    return cupy.cuda.Device(device_id).attributes["MultiProcessorCount"]
+
+
+def gemm_plan(M, N, K, multiprocessors):
+    """(tile, splits, k_chunk) for K >= 1: 64-wide tiles when they fill the GPU, else 32-wide;
+    K cut in `splits` chunks of k_chunk (a multiple of 16, at least 256 unless K is smaller)
+    until there are about two blocks per multiprocessor."""
+    tile = 64 if -(-M // 64) * -(-N // 64) >= multiprocessors else 32
+    blocks = -(-M // tile) * -(-N // tile)
+    splits = max(1, min(K // 256, -(-2 * multiprocessors // blocks)))
+    k_chunk = -(-(-(-K // splits)) // _GEMM_TK) * _GEMM_TK
+    return tile, -(-K // k_chunk), k_chunk
+
+
+def matmul(a, b):
+    """a @ b for 2-D float32 or float64 CuPy arrays of one dtype -> a new C-contiguous (M, N) array."""
+    M, K = a.shape
+    N = b.shape[1]
+    out = cupy.empty((M, N), dtype=a.dtype)
+    if M == 0 or N == 0:
+        return out
+    if K == 0:
+        out.fill(0)
+        return out
+    tile, splits, k_chunk = gemm_plan(M, N, K, _multiprocessors(a.device.id))
+    partial = out if splits == 1 else cupy.empty((splits, M, N), dtype=a.dtype)
+    itemsize = a.itemsize
+    sam, sak = (s // itemsize for s in a.strides)
+    sbk, sbn = (s // itemsize for s in b.strides)
+    grid = (-(-N // tile), -(-M // tile), splits)
+    _gemm_kernel(a.dtype, tile)(grid, (16, 16, 1), (
+        a, b, partial, np.int32(M), np.int32(N), np.int32(K), np.int32(k_chunk),
+        np.int64(sam), np.int64(sak), np.int64(sbk), np.int64(sbn)))
+    if splits > 1:
+        cupy.sum(partial, axis=0, out=out)
+    return out

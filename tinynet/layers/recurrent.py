@@ -10,6 +10,7 @@ from ..functional.activations import sigmoid
 from ..functional.lstm import lstm_cell_backward, lstm_cell_forward
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
 from .base import Layer
+from ..functional.matmul import matmul
 
 
 class RNN(Layer):
@@ -132,8 +133,8 @@ class LSTMDecoder(Layer):
 
         x_seq = xp.ascontiguousarray(x_rows.transpose(1, 0, 2))  # time-major: (T, N, D)
         # bottom layer's terms that do not depend on the recurrence, for all steps at once
-        a_fixed = (x_seq.reshape(T * N, D) @ p["layer0/Wx"]).reshape(T, N, 4 * H)
-        a_fixed += v @ p["layer0/Wv"]
+        a_fixed = matmul(x_seq.reshape(T * N, D), p["layer0/Wx"]).reshape(T, N, 4 * H)
+        a_fixed += matmul(v, p["layer0/Wv"])
         # per layer the step inputs [h^l_{t-1}, other, 1]; h_0 = 0 and y_0 = 0
         step_inputs = [xp.empty((T, N, H + (D if l == 0 else H) + 1), dtype) for l in range(L)]
         for X in step_inputs:
@@ -147,7 +148,7 @@ class LSTMDecoder(Layer):
 
         for t in range(T):
             for l in range(L):
-                a = step_inputs[l][t] @ W_step[l]
+                a = matmul(step_inputs[l][t], W_step[l])
                 if l == 0:
                     a += a_fixed[t]
                 h, c[l], cell_caches[l][t] = lstm_cell_forward(a, c[l], self.literal_eq13)
@@ -158,7 +159,7 @@ class LSTMDecoder(Layer):
                     up[...] = h
                 else:
                     xp.multiply(h, masks[l, t], out=up)
-            y[t] = sigmoid(top[t] @ p["out/W"] + p["out/b"])  # eq. (14)
+            y[t] = sigmoid(matmul(top[t], p["out/W"]) + p["out/b"])  # eq. (14)
             if t + 1 < T:
                 step_inputs[0][t + 1, :, H:-1] = y[t]  # fed back as y_{t-1}
         self.cache = (x_seq, v, step_inputs, top, y, cell_caches, masks, W_step)
@@ -186,29 +187,29 @@ class LSTMDecoder(Layer):
             dz = dz_all[t]
             xp.add(dy_seq[t], dy_fed_back, out=dz)
             dz *= y[t] * (1 - y[t])
-            d_up = dz @ p["out/W"].T  # w.r.t. the input of the layer above (here: output)
+            d_up = matmul(dz, p["out/W"].T)  # w.r.t. the input of the layer above (here: output)
             for l in reversed(range(L)):
                 if masks is not None:
                     d_up *= masks[l, t]
                 da, dc_next[l] = lstm_cell_backward(d_up + dh_next[l], dc_next[l], cell_caches[l][t],
                                                     out=da_all[l][t])
-                d_step_inputs = da @ W_step[l][:-1].T  # not w.r.t. the constant input
+                d_step_inputs = matmul(da, W_step[l][:-1].T)  # not w.r.t. the constant input
                 dh_next[l], d_up = d_step_inputs[:, :H], d_step_inputs[:, H:]
             dy_fed_back = d_up  # the bottom layer's other step input is y_{t-1}
 
         grads = {}
         for l in range(L):
-            dW = step_inputs[l].reshape(T * N, -1).T @ da_all[l].reshape(T * N, 4 * H)
+            dW = matmul(step_inputs[l].reshape(T * N, -1).T, da_all[l].reshape(T * N, 4 * H))
             grads[f"layer{l}/Wh"] = dW[:H]
             grads["layer0/Wy" if l == 0 else f"layer{l}/Wx"] = dW[H:-1]
             grads[f"layer{l}/b"] = dW[-1]
         # the bottom layer's x and v terms, for all steps at once (v is the same at every step)
         da_bottom = da_all[0].reshape(T * N, 4 * H)
         da_v = da_all[0].sum(axis=0)
-        grads["layer0/Wx"] = x_seq.reshape(T * N, D).T @ da_bottom
-        grads["layer0/Wv"] = v.T @ da_v
-        grads["out/W"] = top.reshape(T * N, H).T @ dz_all.reshape(T * N, D)
+        grads["layer0/Wx"] = matmul(x_seq.reshape(T * N, D).T, da_bottom)
+        grads["layer0/Wv"] = matmul(v.T, da_v)
+        grads["out/W"] = matmul(top.reshape(T * N, H).T, dz_all.reshape(T * N, D))
         grads["out/b"] = dz_all.reshape(T * N, D).sum(axis=0)
         self.grads = grads
-        dx_rows = (da_bottom @ p["layer0/Wx"].T).reshape(T, N, D).transpose(1, 0, 2)
-        return xp.ascontiguousarray(dx_rows), da_v @ p["layer0/Wv"].T
+        dx_rows = matmul(da_bottom, p["layer0/Wx"].T).reshape(T, N, D).transpose(1, 0, 2)
+        return xp.ascontiguousarray(dx_rows), matmul(da_v, p["layer0/Wv"].T)
