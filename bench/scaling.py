@@ -36,7 +36,8 @@ def sweep(title, swept, values, settings, args):
     for value in values:
         r = measure(args.model, args.device, iters=args.iters, warmup=args.warmup, layers=args.layers,
                     compare_torch=args.compare_torch, gap_s=args.gap,
-                    threads=args.threads, **settings(value))
+                    threads=args.threads, cuda_graph=args.cuda_graph, torch_tf32=args.torch_tf32,
+                    **settings(value))
         print(table_row(value, r), flush=True)
 
 

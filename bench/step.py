@@ -138,10 +138,17 @@ def import_torch_models(device):
     return torch_models
 
 
-def torch_contender(torch_models, model_name, device, x_host, y_host, hidden, layers, initial, threads):
-    """The PyTorch twin, started from tinynet's initial weights."""
+def torch_contender(torch_models, model_name, device, x_host, y_host, hidden, layers, initial, threads,
+                    tf32=False):
+    """The PyTorch twin, started from tinynet's initial weights.
+
+    tf32: let cuDNN and cuBLAS round float32 inputs to TF32 on the tensor cores (PyTorch's
+    default for convolutions on the GPU). Off by default, so that both frameworks compute
+    in float32 and the comparison is like for like."""
     torch = torch_models.torch
     torch.set_num_threads(threads)
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
     target = torch.device("cuda" if device == "gpu" else "cpu")
     model = torch_models.build_torch_twin(model_name, hidden, layers, DROPOUT)
     torch_models.load_tinynet_params(model, initial)
@@ -164,7 +171,7 @@ def summary(times):
 
 
 def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, layers=5, iters=20, warmup=3,
-            compare_torch=False, seed=0, gap_s=GAP_S, threads=None, cuda_graph=True):
+            compare_torch=False, seed=0, gap_s=GAP_S, threads=None, cuda_graph=True, torch_tf32=False):
     """Time `iters` training iterations and inference passes after `warmup` of each.
 
     Returns the dict that --json prints. With compare_torch the two contenders alternate,
@@ -191,7 +198,8 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
     contenders = [tinynet]
     if compare_torch:
         contenders.append(torch_contender(torch_models, model_name, device, x_host, y_host, hidden, layers,
-                                          initial, threads))
+                                          initial, threads, torch_tf32))
+        result["torch_tf32"] = torch_tf32
         contenders[1].warm_up(warmup)
     for _ in range(iters):
         for contender in contenders:
@@ -251,6 +259,9 @@ def add_common_args(parser):
     parser.add_argument("--threads", type=int, help="CPU threads of BLAS, Numba and PyTorch (default: all cores)")
     parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
                         help="GPU: run every step eagerly instead of replaying a captured CUDA graph")
+    parser.add_argument("--torch-tf32", action="store_true",
+                        help="GPU: let PyTorch use TF32 tensor cores (its default for convolutions); "
+                             "off, both compute in float32")
     parser.add_argument("--gap", type=float, default=GAP_S,
                         help="idle seconds before each timed run (lets spinning worker threads sleep)")
 
@@ -274,7 +285,7 @@ def main(argv=None):
     args = parse_args(argv)
     result = measure(args.model, args.device, args.batch_size, args.hidden, args.layers, args.iters,
                      args.warmup, args.compare_torch, gap_s=args.gap,
-                     threads=args.threads, cuda_graph=args.cuda_graph)
+                     threads=args.threads, cuda_graph=args.cuda_graph, torch_tf32=args.torch_tf32)
     print(report(result), flush=True)
     if args.json:
         print(json.dumps(result))

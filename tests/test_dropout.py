@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinynet.backend import make_rng, to_numpy
-from tinynet.functional.dropout import dropout_backward, dropout_forward
+from tinynet.functional.dropout import MaskSource, counter_uniform, dropout_backward, dropout_forward
 from tinynet.gradcheck import check_gradients
 from tinynet.layers import Dropout
 
@@ -75,3 +75,25 @@ def test_dropout_layer_seed_from_generator(xp):
     a = Dropout(0.5, np.random.default_rng(11)).forward(x, train=True)
     b = Dropout(0.5, np.random.default_rng(11)).forward(x, train=True)
     np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+
+
+def test_counter_uniform_is_uniform_and_keyed_by_seed_and_draw():
+    u = counter_uniform(3, 0, (200_000,))
+    assert u.dtype == np.float32 and 0.0 <= u.min() and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
+    histogram, _ = np.histogram(u, bins=10, range=(0, 1))
+    assert np.abs(histogram / len(u) - 0.1).max() < 0.005
+    np.testing.assert_array_equal(counter_uniform(3, 0, (4, 5)), u[:20].reshape(4, 5))  # index-keyed
+    for other in (counter_uniform(4, 0, (1000,)), counter_uniform(3, 1, (1000,))):
+        assert abs(np.corrcoef(other, u[:1000])[0, 1]) < 0.1 and (other != u[:1000]).mean() > 0.99
+
+
+def test_mask_source_reseeds_to_the_same_masks(xp):
+    for counter in (False, True):
+        source = MaskSource(5, counter_on_cpu=counter)
+        first = to_numpy(source.generator(xp).random((30,)))
+        source.generator(xp).random((30,))
+        source.reseed(5)
+        np.testing.assert_array_equal(to_numpy(source.generator(xp).random((30,))), first)
+        source.reseed(6)
+        assert not np.array_equal(to_numpy(source.generator(xp).random((30,))), first)

@@ -87,18 +87,14 @@ def to_device(x, xp):
     return xp.asarray(x)
 
 
-def make_rng(xp, seed, reuse=None):
+def make_rng(xp, seed):
     """A random generator of array module `xp`, seeded with `seed` (used for dropout masks).
 
     NumPy: a numpy Generator. CuPy: a counter-based generator whose seed lives in device
-    memory (tinynet.kernels.cuda_fused.CounterRandom); `reuse`, an earlier one, is then
-    restarted in place, so a CUDA graph that captured its draws sees the new seed.
+    memory and restarts in place (tinynet.kernels.cuda_fused.CounterRandom.reseed).
     """
     if xp is np:
         return np.random.default_rng(seed)
-    if reuse is not None:
-        reuse.reseed(seed)
-        return reuse
     from .kernels.cuda_fused import CounterRandom
 
     return CounterRandom(seed)

@@ -47,22 +47,43 @@ class MaskSource:
 
     Restarting reseeds at once, outside whatever runs next: on the GPU the generator's seed
     lives in device memory, so a training step captured in a CUDA graph draws fresh masks
-    at every replay after `reseed`.
+    at every replay after `reseed`. On the CPU the draws come from a numpy Generator, or,
+    with `counter_on_cpu`, from CounterGenerator: the GPU's own numbers, bit for bit.
     """
 
-    def __init__(self, seed):
-        self.seed, self.xp, self._rng = seed, None, None
+    def __init__(self, seed, counter_on_cpu=False):
+        self.seed, self.counter_on_cpu = seed, counter_on_cpu
+        self.xp, self._rng = None, None
 
     def reseed(self, seed):
         self.seed = seed
-        if self._rng is not None:
-            self._rng = make_rng(self.xp, seed, reuse=self._rng)
+        if isinstance(self._rng, np.random.Generator):
+            self._rng = make_rng(self.xp, seed)
+        elif self._rng is not None:
+            self._rng.reseed(seed)  # in place
 
     def generator(self, xp):
         """The generator for arrays of module `xp` (made from the seed on first use)."""
         if self.xp is not xp:
-            self._rng, self.xp = make_rng(xp, self.seed), xp
+            self.xp = xp
+            self._rng = CounterGenerator(self.seed) if xp is np and self.counter_on_cpu else make_rng(xp, self.seed)
         return self._rng
+
+
+class CounterGenerator:
+    """Counter-based uniforms on the CPU: the NumPy twin of the GPU's CounterRandom
+    (tinynet.kernels.cuda_fused), draw for draw."""
+
+    def __init__(self, seed):
+        self.reseed(seed)
+
+    def reseed(self, seed):
+        self.seed, self.draws = seed, 0
+
+    def random(self, shape, dtype="float32"):
+        u = counter_uniform(self.seed, self.draws, shape).astype(dtype, copy=False)
+        self.draws += 1
+        return u
 
 
 _GOLDEN = 0x9E3779B9
