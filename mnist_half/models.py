@@ -120,8 +120,9 @@ def build_model(name, rng, config, mean_intensity, dtype=np.float32, input_grad=
 
 
 def load_trained(path, xp):
-    """(model on module `xp` with the checkpoint's weights, the checkpoint's metadata)."""
-    params, _, meta = load_checkpoint(path)
+    """(model on module `xp` with the checkpoint's weights for inference, the averaged ones
+    when the run kept an average, and the checkpoint's metadata)."""
+    params, _, meta = load_checkpoint(path, group="inference")
     model = build_model(meta["config"]["model"], np.random.default_rng(0), meta["config"], 0.5)
     model.to(xp)
     model.load_params(params)

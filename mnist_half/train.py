@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from tinynet.backend import device_name, get_xp
 from tinynet.functional.losses import l2_penalty, rmse_loss
-from tinynet.optim import OPTIMIZERS, clip_grad_norm
+from tinynet.optim import OPTIMIZERS, WeightAverage, clip_grad_norm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cli import UsageError, run_command
@@ -37,6 +37,7 @@ DEFAULTS = {
     "hidden": 128, "layers": 5, "dropout": 0.25, "literal_eq13": False, "l2": 1e-6, "clip": 1.0,
     "min_lr_ratio": 0.05, "seed": 0, "split_seed": 0, "test_fraction": 0.25, "official_split": False,
     "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500, "cuda_graph": True,
+    "average_decay": 0.999,
 }
 CHECKPOINT_SECONDS = 300  # also save every few minutes, whatever --checkpoint-every says
 CHECKPOINT = "checkpoint.npz"
@@ -97,6 +98,7 @@ class Trainer:
         self.model = build_model(config["model"], np.random.default_rng(config["seed"]), config, mean_intensity)
         self.model.to(xp)
         self.optimizer = OPTIMIZERS[config["optimizer"]](lr=config["lr"])
+        self.average = WeightAverage(self.model.named_params(), config["average_decay"])
         self.iteration = 0
         held_out = test_set.images[: config["eval_digits"]]
         self.test_clean = xp.asarray(held_out)
@@ -130,6 +132,7 @@ class Trainer:
             self.graph.launch(noisy, clean)
         else:
             self._update(xp.asarray(noisy), xp.asarray(clean))
+        self.average.update(self.model.named_params())
         self.iteration += 1
         self.losses_summed += 1
 
@@ -141,23 +144,32 @@ class Trainer:
         return mean
 
     def test_loss(self, batch_size=250):
-        """RMSE over the fixed held-out digits (fixed corruption, so the values compare)."""
+        """RMSE of the averaged weights over the fixed held-out digits (fixed corruption, so
+        the values compare); the training weights are put back afterwards."""
+        training_weights = {name: value.copy() for name, value in self.model.named_params().items()}
+        self.model.load_params(self.average.average)
         total = 0.0
         for start in range(0, len(self.test_input), batch_size):
             y_hat = self.model.forward(self.test_input[start:start + batch_size], train=False)
             diff = y_hat - self.test_clean[start:start + batch_size]
             total += float(self.xp.sum(diff * diff))
+        self.model.load_params(training_weights)
         return math.sqrt(total / self.test_clean.size)
 
     def state(self, elapsed_s, data_source):
         meta = {"format": 1, "iteration": self.iteration, "config": self.config,
                 "elapsed_s": elapsed_s, "data_source": data_source}
-        return self.model.named_params(), self.optimizer.state_dict(), meta
+        return self.model.named_params(), self.optimizer.state_dict(), meta, self.average.state_dict()
 
     def restore(self, path):
         params, optim_state, meta = load_checkpoint(path)
         self.model.load_params(params)
         self.optimizer.load_state_dict(optim_state, self.xp)
+        average, _, _ = load_checkpoint(path, group="average")
+        if average:  # runs saved before weight averaging start their average at the checkpoint
+            self.average.load_state_dict(average, self.xp)
+        else:
+            self.average = WeightAverage(self.model.named_params(), self.config["average_decay"])
         self.iteration = meta["iteration"]
         return meta
 
@@ -309,7 +321,7 @@ def main(argv=None):
     out_dir = resolve_out_dir(config, args.out, args.resume)
     if args.resume:
         _, _, meta = load_checkpoint(out_dir / CHECKPOINT)
-        config = {**meta["config"], "iters": config["iters"] if args.iters else meta["config"]["iters"],
+        config = {**DEFAULTS, **meta["config"], "iters": config["iters"] if args.iters else meta["config"]["iters"],
                   "device": config["device"], "cuda_graph": config["cuda_graph"]}
     trainer = train(config, out_dir, resume=args.resume, progress=not args.no_progress)
     report_run(out_dir, config["device"], progress=not args.no_progress)

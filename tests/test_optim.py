@@ -98,3 +98,23 @@ def test_clip_grad_norm_scales_to_the_bound_and_leaves_small_gradients(xp):
     small = {"a": xp.asarray([0.3, 0.4])}
     clip_grad_norm(small, max_norm=1.0)
     np.testing.assert_allclose(to_numpy(small["a"]), [0.3, 0.4], rtol=1e-6)
+
+
+def test_weight_average_follows_its_warm_up_schedule(xp):
+    from tinynet.optim import WeightAverage
+
+    w = xp.asarray(START.copy())
+    average = WeightAverage({"w": w}, decay=0.5)
+    expected = START.copy()
+    for t, g in enumerate(GRADIENTS, start=1):
+        w += xp.asarray(g)
+        decay = min(0.5, (1 + t) / (10 + t))  # 2/11, 3/12, then capped at 0.5
+        expected = decay * expected + (1 - decay) * to_numpy(w)
+        average.update({"w": w})
+    np.testing.assert_allclose(to_numpy(average.average["w"]), expected, rtol=1e-12)
+    restored = WeightAverage({"w": xp.zeros(3)}, decay=0.5)
+    restored.load_state_dict(average.state_dict(), xp)
+    assert restored.t == 3
+    np.testing.assert_array_equal(to_numpy(restored.average["w"]), to_numpy(average.average["w"]))
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage({"w": w}, decay=1.0)

@@ -57,6 +57,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(offline, tmp_path
     a, b = straight.model.named_params(), resumed.model.named_params()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+        np.testing.assert_array_equal(straight.average.average[name], resumed.average.average[name], err_msg=name)
+    assert resumed.average.t == 6
     with open(tmp_path / "split" / "log.csv") as f:
         iterations = [int(row["iteration"]) for row in csv.DictReader(f) if row["test_loss"]]
     assert iterations == [2, 3, 4, 6]  # every evaluation kept (3: the end of the first part)
@@ -68,6 +70,11 @@ def test_checkpoint_holds_weights_optimizer_state_and_config(offline, tmp_path):
     assert meta["iteration"] == 2 and meta["config"]["hidden"] == 8
     assert any(k.startswith("encoder/conv1/") for k in params)
     assert int(optim["t"]) == 2 and any(k.endswith("/m") for k in optim)
+    average, _, _ = load_checkpoint(tmp_path / "run" / "checkpoint.npz", group="average")
+    inference, _, _ = load_checkpoint(tmp_path / "run" / "checkpoint.npz", group="inference")
+    assert int(average["t"]) == 2 and set(inference) == set(params)
+    assert all(np.array_equal(inference[k], average[k]) for k in params)  # evaluation uses the average
+    assert not all(np.array_equal(inference[k], params[k]) for k in params)
 
 
 def test_interrupt_saves_a_checkpoint_and_exits_130(offline, tmp_path, monkeypatch):

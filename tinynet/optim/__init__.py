@@ -6,10 +6,11 @@ to and restored from a checkpoint (`state_dict` / `load_state_dict`).
 
 from .adadelta import Adadelta
 from .adam import Adam
+from .average import WeightAverage
 from .base import Optimizer
 from .clip import clip_grad_norm
 from .sgd import SGD
 
 OPTIMIZERS = {"adam": Adam, "adadelta": Adadelta, "sgd": SGD}
 
-__all__ = ["clip_grad_norm", "Optimizer", "SGD", "Adam", "Adadelta", "OPTIMIZERS"]
+__all__ = ["clip_grad_norm", "Optimizer", "SGD", "Adam", "Adadelta", "OPTIMIZERS", "WeightAverage"]
