@@ -29,7 +29,7 @@ from .models import MODELS, build_model
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
 # for a 2-core CPU in about 10 to 15 minutes on the embedded digits (docs/training.md).
 PRESETS = {
-    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 6e-3, "warmup": 100},
+    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100},
     "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
 }
 DEFAULTS = {
