@@ -133,3 +133,22 @@ def _no_gpu(device):
     if device == "gpu":
         raise DeviceError("--device gpu was asked for, but CuPy is not installed")
     return get_xp(device)
+
+
+def test_cuda_graph_is_on_by_default_and_off_with_its_flag():
+    on = train_module.config_from_args(train_module.parse_args([]))
+    off = train_module.config_from_args(train_module.parse_args(["--no-cuda-graph"]))
+    assert on["cuda_graph"] is True and off["cuda_graph"] is False
+    assert on["lr"] == train_module.PRESETS["quick"]["lr"] and on["average_decay"] == 0.999
+
+
+def test_trainer_on_the_cpu_keeps_no_graph_and_sums_the_loss_on_its_array(offline):
+    config = tiny_config(iters=3)
+    train_set, test_set = train_module.load_split(config, progress=False)
+    trainer = Trainer(config, np, train_set, test_set)
+    assert trainer.graph is None
+    for _ in range(3):
+        trainer.step()
+    summed = float(trainer.loss_sum)
+    assert trainer.pop_train_loss() == pytest.approx(summed / 3) and float(trainer.loss_sum) == 0.0
+    assert trainer.average.t == 3

@@ -4,9 +4,10 @@
 `numba_cpu` holds Numba kernels for NumPy arrays on the CPU: im2col / col2im of the
 convolutions, max pooling, the LSTM cell forward and backward, the Adam update. The plain
 code they replace stays where it is, as each kernel's reference twin, and
-tests/test_kernels.py checks that the two agree. `cuda_fused` holds fused CuPy kernels for
-CuPy arrays (the LSTM cell forward and backward, the Adam update; tests/test_gpu_kernels.py),
-and `cuda_graph` replays a whole training step captured in a CUDA graph.
+tests/test_kernels.py checks that the two agree. `cuda_fused` holds CuPy kernels for CuPy
+arrays (the LSTM cell forward and backward, the Adam update, dropout's counter-based random
+numbers and the matrix product; tests/test_gpu_kernels.py), and `cuda_graph` replays a
+whole training step captured in a CUDA graph.
 
 Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
 Tests switch at run time by setting `ENABLED`.
