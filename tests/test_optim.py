@@ -118,3 +118,21 @@ def test_weight_average_follows_its_warm_up_schedule(xp):
     np.testing.assert_array_equal(to_numpy(restored.average["w"]), to_numpy(average.average["w"]))
     with pytest.raises(ValueError, match="decay"):
         WeightAverage({"w": w}, decay=1.0)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adadelta"])
+def test_scalars_kept_in_an_array_update_like_floats(xp, name):
+    """What a captured CUDA graph relies on: the scalars live in one array whose 0-d views
+    keep their identity while begin_step rewrites their values every step."""
+    floats, held = OPTIMIZERS[name](lr=0.05), OPTIMIZERS[name](lr=0.05)
+    held.keep_scalars_on_device(xp, np.float64)
+    views = dict(held.scalars)
+    w_floats, w_held = xp.asarray(START.copy()), xp.asarray(START.copy())
+    for lr, g in zip((0.05, 0.02, 0.01), GRADIENTS):
+        floats.lr = held.lr = lr
+        floats.step({"w": w_floats}, {"w": xp.asarray(g)})
+        held.begin_step()
+        assert all(held.scalars[key] is views[key] for key in views)
+        assert all(float(held.scalars[key]) == pytest.approx(floats.scalars[key], rel=1e-15) for key in views)
+        held.apply({"w": w_held}, {"w": xp.asarray(g)})
+    np.testing.assert_allclose(to_numpy(w_held), to_numpy(w_floats), rtol=1e-14)
