@@ -7,11 +7,12 @@ signature), in one kernel launch instead of a dozen elementwise ones and their t
     CounterRandom               tinynet.functional.dropout.counter_uniform
     matmul                      numpy's a @ b (tinynet.functional.matmul)
 
-Each kernel is a cupy.ElementwiseKernel over the (N, H) cell positions, generic in the float
-type T; the (N, 4H) gate arrays are `raw` arguments indexed by hand, because one position
-reads and writes four gates. The kernels are built on first use and memoized per flag (CuPy
-then compiles and caches the machine code per dtype). Constants are cast to T so that
-float32 stays float32.
+The LSTM and Adam kernels are cupy.ElementwiseKernels (the LSTM ones over the (N, H) cell
+positions), generic in the float type T; the (N, 4H) gate arrays are `raw` arguments
+indexed by hand, because one position reads and writes four gates. The matrix product is a
+templated RawModule kernel (see its comment below). The kernels are built on first use and
+memoized (CuPy then compiles and caches the machine code per dtype). Constants are cast to
+T so that float32 stays float32.
 
 Nothing here synchronises with the host or allocates outside CuPy's memory pool, so the
 kernels can be captured in a CUDA graph (tinynet.kernels.cuda_graph).

@@ -8,9 +8,9 @@ from ..backend import xp_of
 from ..functional.dropout import MaskSource, dropout_mask
 from ..functional.activations import sigmoid
 from ..functional.lstm import lstm_cell_backward, lstm_cell_forward
+from ..functional.matmul import matmul
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
 from .base import Layer
-from ..functional.matmul import matmul
 
 
 class RNN(Layer):
