@@ -25,6 +25,7 @@ run kernels 100 $py -m pytest -q -x -p no:cacheprovider tests/test_gpu_kernels.p
 run step_lstm 75 $py -m bench.step --device gpu --model cnn-lstm --compare-torch --iters 50 --gap 0 --json
 run step_cnn 50 $py -m bench.step --device gpu --model cnn-cnn --compare-torch --iters 50 --gap 0 --json
 run step_cnn_tf32 50 $py -m bench.step --device gpu --model cnn-cnn --compare-torch --torch-tf32 --iters 50 --gap 0 --json
+run step_cnn_eager 50 $py -m bench.step --device gpu --model cnn-cnn --no-cuda-graph --compare-torch --iters 50 --gap 0 --json
 run step_lstm_eager 40 $py -m bench.step --device gpu --model cnn-lstm --no-cuda-graph --iters 5 --warmup 2 --gap 0 --json
 run train_speed 75 $py -m bench.train_speed --device gpu --iters 1000 --json
 run gpu_tests 150 $py -m pytest -q -p no:cacheprovider -m gpu tests

@@ -115,6 +115,103 @@ def test_adam_kernel_takes_device_scalars(cp, rng):
     assert cp.array_equal(param, twin) and cp.array_equal(m, m_twin) and cp.array_equal(v, v_twin)
 
 
+# (N, H, D): odd sizes in one block; several row and unit blocks, two column blocks in the
+# backward (K - 1 = 2H > 128), and an output row wider than H
+DECODER_SIZES = [(5, 7, 3), (37, 70, 70), (9, 16, 40)]
+
+
+def _decoder_step_arrays(rng, dtype, N, H, D, bottom):
+    """A step buffer [h_prev, input from below, 1] and everything a layer's step reads."""
+    width = H + (D if bottom else H)
+    step_input = rng.standard_normal((N, width + 1)).astype(dtype)
+    step_input[:, -1] = 1
+    W = (rng.standard_normal((width + 1, 4 * H)) / np.sqrt(width)).astype(dtype)
+    c_prev = rng.standard_normal((N, H)).astype(dtype)
+    a_fixed = rng.standard_normal((N, 4 * H)).astype(dtype) if bottom else None
+    mask = (rng.random((N, H)) < 0.7).astype(dtype) / dtype(0.7)
+    return step_input, W, c_prev, a_fixed, mask
+
+
+@pytest.mark.parametrize("literal_eq13", [False, True])
+@pytest.mark.parametrize("bottom", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_eq08_eq13_decoder_layer_step_kernels_match_numpy(cp, rng, monkeypatch, dtype, bottom, literal_eq13):
+    """One fused kernel each way: the step's product, the cell and where h goes, and the backward
+    down to the step input, against tinynet.functional.decoder's NumPy twin."""
+    from tinynet.functional.decoder import lstm_layer_step_backward, lstm_layer_step_forward
+
+    for N, H, D in DECODER_SIZES:
+        step_input, W, c_prev, a_fixed, mask = _decoder_step_arrays(rng, dtype, N, H, D, bottom)
+        d_up, dc_next = rng.standard_normal((N, H)).astype(dtype), rng.standard_normal((N, H)).astype(dtype)
+        dh_next_buffer = rng.standard_normal((N, 3 * H)).astype(dtype)  # dh_next: a strided view of it
+        for use_mask, last_step in [(True, False), (False, True)]:
+            step_mask = mask if use_mask else None
+            results = {}
+            for device in ("cpu", "gpu"):
+                monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+                put = cp.asarray if device == "gpu" else np.asarray
+                xp = cp if device == "gpu" else np
+                h_buffer, up_buffer = xp.full((N, 2 * H + 1), -7, dtype), xp.full((N, H + 3), -7, dtype)
+                W_in = put(W)
+                c, cache = lstm_layer_step_forward(
+                    put(step_input), W_in, put(c_prev), None if a_fixed is None else put(a_fixed),
+                    None if step_mask is None else put(step_mask), None if last_step else h_buffer[:, 1:H + 1],
+                    up_buffer[:, 2:H + 2], literal_eq13)
+                da = xp.empty((N, 4 * H), dtype)
+                d_input, dc_prev = lstm_layer_step_backward(
+                    put(d_up), None if step_mask is None else put(step_mask), put(dh_next_buffer)[:, H:2 * H],
+                    put(dc_next), cache,
+                    xp.ascontiguousarray(W_in[:-1].T), da)
+                results[device] = [c, cache[0], cache[2], h_buffer, up_buffer, da, d_input, dc_prev]
+            for actual, expected in zip(results["gpu"], results["cpu"]):
+                assert_close(actual, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_eq14_output_row_kernels_match_numpy(cp, rng, monkeypatch, dtype):
+    from tinynet.functional.decoder import output_row_backward, output_row_forward
+
+    for N, H, D in DECODER_SIZES:
+        top = rng.standard_normal((N, H)).astype(dtype)
+        W, b = rng.standard_normal((H, D)).astype(dtype), rng.standard_normal(D).astype(dtype)
+        dy_seq, dy_fed_back = rng.standard_normal((N, 4, D)).astype(dtype), rng.standard_normal((N, D)).astype(dtype)
+        for last_step in (False, True):
+            results = {}
+            for device in ("cpu", "gpu"):
+                monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+                put = cp.asarray if device == "gpu" else np.asarray
+                xp = cp if device == "gpu" else np
+                y, feedback_buffer = xp.empty((N, D), dtype), xp.full((N, D + 5), -7, dtype)
+                output_row_forward(put(top), put(W), put(b), y, None if last_step else feedback_buffer[:, 2:D + 2])
+                dz = xp.empty((N, D), dtype)
+                d_top = output_row_backward(put(dy_seq)[:, 1], put(dy_fed_back), y, put(W), dz)
+                results[device] = [y, feedback_buffer, dz, d_top]
+            for actual, expected in zip(results["gpu"], results["cpu"]):
+                assert_close(actual, expected, dtype)
+
+
+def test_decoder_on_the_gpu_matches_the_cpu(cp, rng, monkeypatch):
+    """The whole decoder (its fused steps in float64, dropout on) against the NumPy twin."""
+    from tinynet.layers import LSTMDecoder
+
+    x_rows, v = rng.random((6, 28, 28)), rng.standard_normal((6, 100))
+    dy = rng.standard_normal((6, 28, 28))
+    results = {}
+    for device in ("cpu", "gpu"):
+        monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+        decoder = LSTMDecoder(hidden_size=24, num_layers=3, rng=np.random.default_rng(5), dropout=0.3,
+                              dtype=np.float64)
+        put = cp.asarray if device == "gpu" else np.asarray
+        if device == "gpu":
+            decoder.to(cp)
+        decoder.masks.counter_on_cpu = device == "cpu"
+        y = decoder.forward(put(x_rows), put(v), train=True)
+        dx_rows, dv = decoder.backward(put(dy))
+        results[device] = [y, dx_rows, dv] + [decoder.grads[key] for key in sorted(decoder.grads)]
+    for actual, expected in zip(results["gpu"], results["cpu"]):
+        assert_close(actual, expected, np.float64)
+
+
 GEMM_SHAPES = [(1, 1, 1), (5, 3, 7), (100, 512, 257), (37, 70, 2900), (32, 25, 9000), (64, 800, 5000),
                (130, 260, 40)]
 

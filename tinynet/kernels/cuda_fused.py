@@ -23,11 +23,47 @@ import functools
 import cupy
 import numpy as np
 
-# sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and Numba twins
-_PREAMBLE = """
+# The cell of eqs. (8)-(13) at one position (n, k), shared by the elementwise cell kernels
+# and the fused decoder kernels. sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and
+# Numba twins. The forward turns the four pre-activations into the activated gates in place.
+_CELL_FUNCTIONS = """
 template <typename T> __device__ T sigmoid_by_tanh(T a) {
     const T half = (T)0.5;
     return half * tanh(half * a) + half;
+}
+
+template <typename T>
+__device__ void lstm_cell_forward_at(T& in_gate, T& forget_gate, T& new_state, T& out_gate,
+                                     const T c_prev, const bool literal_eq13, T& c, T& tanh_c, T& h) {
+    in_gate = sigmoid_by_tanh(in_gate);              // (8)
+    forget_gate = sigmoid_by_tanh(forget_gate);      // (9)
+    new_state = tanh(new_state);                     // (11)
+    out_gate = sigmoid_by_tanh(out_gate);            // (10)
+    c = forget_gate * c_prev + in_gate * new_state;  // (12)
+    tanh_c = tanh(c);
+    h = (literal_eq13 ? in_gate : out_gate) * tanh_c;  // (13)
+}
+
+// h = u tanh(c) with u = o (or i as printed in eq. 13): c_t gets dh's share too; then
+// eq. (12), c = f c_prev + i g, and eqs. (8)-(11): sigmoid' = s - s^2, tanh' = 1 - g^2. In
+// the printed form the output gate does not reach the loss; dh tanh(c) goes to the input gate.
+template <typename T>
+__device__ void lstm_cell_backward_at(const T dh, const T dc, const T in_gate, const T forget_gate,
+                                      const T new_state, const T out_gate, const T c_prev, const T tanh_c,
+                                      const bool literal_eq13, T& da_i, T& da_f, T& da_g, T& da_o, T& dc_prev) {
+    const T one = (T)1;
+    const T dc_total = dc + dh * (literal_eq13 ? in_gate : out_gate) * (one - tanh_c * tanh_c);
+    T d_i = dc_total * new_state;
+    T d_o = dh * tanh_c;
+    if (literal_eq13) {
+        d_i += d_o;
+        d_o = (T)0;
+    }
+    da_i = d_i * (in_gate - in_gate * in_gate);
+    da_f = dc_total * c_prev * (forget_gate - forget_gate * forget_gate);
+    da_g = dc_total * in_gate * (one - new_state * new_state);
+    da_o = d_o * (out_gate - out_gate * out_gate);
+    dc_prev = dc_total * forget_gate;
 }
 """
 
@@ -45,48 +81,30 @@ def _lstm_cell_forward_kernel(literal_eq13):
         "T c_prev, int64 H",
         "raw T gates, T h, T c, T tanh_c",
         _GATE_OFFSETS + f"""
-        const T in_gate = sigmoid_by_tanh(gates[at_i]);       // (8)
-        const T forget_gate = sigmoid_by_tanh(gates[at_f]);   // (9)
-        const T new_state = tanh(gates[at_g]);                 // (11)
-        const T out_gate = sigmoid_by_tanh(gates[at_o]);      // (10)
+        T in_gate = gates[at_i], forget_gate = gates[at_f], new_state = gates[at_g], out_gate = gates[at_o];
+        lstm_cell_forward_at(in_gate, forget_gate, new_state, out_gate, c_prev, {str(literal_eq13).lower()},
+                             c, tanh_c, h);
         gates[at_i] = in_gate;
         gates[at_f] = forget_gate;
         gates[at_g] = new_state;
         gates[at_o] = out_gate;
-        c = forget_gate * c_prev + in_gate * new_state;       // (12)
-        tanh_c = tanh(c);
-        h = {"in_gate" if literal_eq13 else "out_gate"} * tanh_c;  // (13)
         """,
         "tinynet_lstm_cell_forward_literal" if literal_eq13 else "tinynet_lstm_cell_forward",
-        preamble=_PREAMBLE,
+        preamble=_CELL_FUNCTIONS,
     )
 
 
 @functools.lru_cache(maxsize=None)
 def _lstm_cell_backward_kernel(literal_eq13):
-    # eq. (13), h = u tanh(c) with u = o (or i as printed); in the printed form the output
-    # gate does not reach the loss and dh tanh(c) goes to the input gate instead
-    d_gates = "d_i += dh * t; const T d_o = (T)0;" if literal_eq13 else "const T d_o = dh * t;"
     return cupy.ElementwiseKernel(
         "T dh, T dc, raw T gates, T c_prev, T tanh_c, int64 H",
         "raw T da, T dc_prev",
         _GATE_OFFSETS + f"""
-        const T one = (T)1;
-        const T in_gate = gates[at_i], forget_gate = gates[at_f];
-        const T new_state = gates[at_g], out_gate = gates[at_o];
-        const T t = tanh_c;
-        // eq. (13): c_t gets dh's share too
-        const T dc_total = dc + dh * {"in_gate" if literal_eq13 else "out_gate"} * (one - t * t);
-        // eq. (12), c = f c_prev + i g; then eqs. (8)-(11): sigmoid' = s - s^2, tanh' = 1 - g^2
-        T d_i = dc_total * new_state;
-        {d_gates}
-        da[at_i] = d_i * (in_gate - in_gate * in_gate);
-        da[at_f] = dc_total * c_prev * (forget_gate - forget_gate * forget_gate);
-        da[at_g] = dc_total * in_gate * (one - new_state * new_state);
-        da[at_o] = d_o * (out_gate - out_gate * out_gate);
-        dc_prev = dc_total * forget_gate;
+        lstm_cell_backward_at(dh, dc, gates[at_i], gates[at_f], gates[at_g], gates[at_o], c_prev, tanh_c,
+                              {str(literal_eq13).lower()}, da[at_i], da[at_f], da[at_g], da[at_o], dc_prev);
         """,
         "tinynet_lstm_cell_backward_literal" if literal_eq13 else "tinynet_lstm_cell_backward",
+        preamble=_CELL_FUNCTIONS,
     )
 
 
@@ -280,6 +298,11 @@ def gemm_plan(M, N, K, multiprocessors):
     return tile, -(-K // k_chunk), k_chunk
 
 
+def stream_is_capturing():
+    """Whether the current stream is being captured into a CUDA graph."""
+    return cupy.cuda.get_current_stream().is_capturing()
+
+
 def matmul(a, b):
     """a @ b for 2-D float32 or float64 CuPy arrays of one dtype -> a new C-contiguous (M, N) array."""
     M, K = a.shape
@@ -302,3 +325,251 @@ def matmul(a, b):
     if splits > 1:
         cupy.sum(partial, axis=0, out=out)
     return out
+
+
+# The decoder's steps (tinynet.functional.decoder), one kernel each. A layer's step is a
+# small matrix product whose epilogue is the cell: each thread owns one hidden unit k of
+# ROWS consecutive batch rows and accumulates its four gates over the K inputs (a warp
+# shares its rows, so the input loads are broadcasts and the weight loads coalesce). The
+# backward recomputes the cell's backward for a block's rows into shared memory, then
+# multiplies it by the transposed weights; with several column blocks, block column 0
+# alone writes da and dc_prev. The output row of eq. (14) is a dot product of length H per
+# (n, j), its backward one of length D per (n, k). Views with unit column stride are read
+# and written through their row stride ("_ld").
+_DECODER_SOURCE = _CELL_FUNCTIONS + r"""
+template <typename T, int ROWS>
+__global__ void tinynet_lstm_layer_step(
+        const T* __restrict__ x, const int K, const T* __restrict__ W, const T* __restrict__ a_fixed,
+        const T* __restrict__ c_prev, const T* __restrict__ mask, T* __restrict__ gates, T* __restrict__ c,
+        T* __restrict__ tanh_c, T* __restrict__ h_out, const long long h_ld, T* __restrict__ up_out,
+        const long long up_ld, const int N, const int H, const int has_fixed, const int has_mask,
+        const int has_next, const int literal_eq13) {
+    const int k = blockIdx.x * 32 + threadIdx.x;
+    const int n0 = (blockIdx.y * blockDim.y + threadIdx.y) * ROWS;
+    if (k >= H || n0 >= N) return;
+    const long long H4 = 4LL * H;
+    const T* rows[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) rows[r] = x + (long long)min(n0 + r, N - 1) * K;
+    T acc[ROWS][4];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
+#pragma unroll
+        for (int g = 0; g < 4; ++g) acc[r][g] = T(0);
+#pragma unroll 4
+    for (int kk = 0; kk < K; ++kk) {
+        const T* w = W + kk * H4 + k;
+        const T w_i = w[0], w_f = w[H], w_g = w[2 * H], w_o = w[3 * H];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) {
+            const T xv = rows[r][kk];
+            acc[r][0] += xv * w_i;
+            acc[r][1] += xv * w_f;
+            acc[r][2] += xv * w_g;
+            acc[r][3] += xv * w_o;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) {
+        const int n = n0 + r;
+        if (n >= N) break;
+        const long long at_gates = n * H4 + k, at = (long long)n * H + k;
+        if (has_fixed) {
+#pragma unroll
+            for (int g = 0; g < 4; ++g) acc[r][g] += a_fixed[at_gates + g * H];
+        }
+        T c_new, tanh_c_new, h;
+        lstm_cell_forward_at(acc[r][0], acc[r][1], acc[r][2], acc[r][3], c_prev[at], literal_eq13 != 0,
+                             c_new, tanh_c_new, h);
+#pragma unroll
+        for (int g = 0; g < 4; ++g) gates[at_gates + g * H] = acc[r][g];
+        c[at] = c_new;
+        tanh_c[at] = tanh_c_new;
+        if (has_next) h_out[n * h_ld + k] = h;
+        up_out[n * up_ld + k] = has_mask ? h * mask[at] : h;
+    }
+}
+
+template <typename T, int ROWS>
+__global__ void tinynet_lstm_layer_step_backward(
+        const T* __restrict__ d_up, const long long up_ld, const T* __restrict__ mask,
+        const T* __restrict__ dh_next, const long long dh_ld, const T* __restrict__ dc_next,
+        const T* __restrict__ gates, const T* __restrict__ c_prev, const T* __restrict__ tanh_c,
+        const T* __restrict__ W_input_T, const int J, T* __restrict__ da, T* __restrict__ dc_prev,
+        T* __restrict__ d_input, const int N, const int H, const int has_mask, const int literal_eq13) {
+    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    T* da_rows = reinterpret_cast<T*>(shared_bytes);  // [ROWS][4H]
+    const int n0 = blockIdx.x * ROWS;
+    const int H4 = 4 * H;
+    for (int e = threadIdx.x; e < ROWS * H; e += blockDim.x) {
+        const int r = e / H, k = e % H, n = n0 + r;
+        T da_i = T(0), da_f = T(0), da_g = T(0), da_o = T(0);
+        if (n < N) {
+            const long long at = (long long)n * H + k, at_gates = (long long)n * H4 + k;
+            T dh = d_up[n * up_ld + k];
+            if (has_mask) dh *= mask[at];
+            dh += dh_next[n * dh_ld + k];
+            T dc;
+            lstm_cell_backward_at(dh, dc_next[at], gates[at_gates], gates[at_gates + H], gates[at_gates + 2 * H],
+                                  gates[at_gates + 3 * H], c_prev[at], tanh_c[at], literal_eq13 != 0,
+                                  da_i, da_f, da_g, da_o, dc);
+            if (blockIdx.y == 0) {
+                da[at_gates] = da_i;
+                da[at_gates + H] = da_f;
+                da[at_gates + 2 * H] = da_g;
+                da[at_gates + 3 * H] = da_o;
+                dc_prev[at] = dc;
+            }
+        }
+        da_rows[r * H4 + k] = da_i;
+        da_rows[r * H4 + H + k] = da_f;
+        da_rows[r * H4 + 2 * H + k] = da_g;
+        da_rows[r * H4 + 3 * H + k] = da_o;
+    }
+    __syncthreads();
+    const int j = blockIdx.y * blockDim.x + threadIdx.x;
+    if (j >= J) return;
+    T acc[ROWS];
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r) acc[r] = T(0);
+#pragma unroll 4
+    for (int q = 0; q < H4; ++q) {
+        const T w = W_input_T[(long long)q * J + j];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) acc[r] += da_rows[r * H4 + q] * w;
+    }
+#pragma unroll
+    for (int r = 0; r < ROWS; ++r)
+        if (n0 + r < N) d_input[(long long)(n0 + r) * J + j] = acc[r];
+}
+
+template <typename T>
+__global__ void tinynet_output_row(const T* __restrict__ top, const T* __restrict__ W, const T* __restrict__ b,
+                                   T* __restrict__ y, T* __restrict__ feedback, const long long feedback_ld,
+                                   const int N, const int H, const int D, const int has_next) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= N * D) return;
+    const int n = e / D, j = e % D;
+    T z = T(0);
+    for (int k = 0; k < H; ++k) z += top[(long long)n * H + k] * W[(long long)k * D + j];
+    const T out = sigmoid_by_tanh(z + b[j]);  // (14)
+    y[e] = out;
+    if (has_next) feedback[n * feedback_ld + j] = out;
+}
+
+template <typename T>
+__global__ void tinynet_output_row_backward(const T* __restrict__ dy, const long long dy_ld,
+                                            const T* __restrict__ dy_fed_back, const long long fed_ld,
+                                            const T* __restrict__ y, const T* __restrict__ W, T* __restrict__ dz_out,
+                                            T* __restrict__ d_top, const int N, const int H, const int D) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= N * H) return;
+    const int n = e / H, k = e % H;
+    const T one = T(1);
+    T acc = T(0);
+    for (int j = 0; j < D; ++j) {
+        const T y_j = y[(long long)n * D + j];
+        const T dz = (dy[n * dy_ld + j] + dy_fed_back[n * fed_ld + j]) * (y_j * (one - y_j));
+        acc += dz * W[(long long)k * D + j];
+        if (j % H == k) dz_out[(long long)n * D + j] = dz;
+    }
+    d_top[e] = acc;
+}
+"""
+_DECODER_KERNELS = ("tinynet_lstm_layer_step<{t},2>", "tinynet_lstm_layer_step_backward<{t},4>",
+                    "tinynet_output_row<{t}>", "tinynet_output_row_backward<{t}>")
+_STEP_ROWS, _STEP_ROW_GROUPS = 2, 4  # forward: 2 rows per thread, blocks of 32 units x 4 row groups
+_BACKWARD_ROWS, _BACKWARD_THREADS = 4, 128
+_SHARED_LIMIT = 48 * 1024
+
+
+@functools.lru_cache(maxsize=None)
+def _decoder_module():
+    names = tuple(name.format(t=t) for t in _GEMM_TYPES.values() for name in _DECODER_KERNELS)
+    return cupy.RawModule(code=_DECODER_SOURCE, options=("-std=c++14",), name_expressions=names)
+
+
+@functools.lru_cache(maxsize=None)
+def _decoder_kernel(index, dtype):
+    return _decoder_module().get_function(_DECODER_KERNELS[index].format(t=_GEMM_TYPES[dtype]))
+
+
+def _row_stride(a):
+    """The row stride of a 2-D view, in elements; its columns must be adjacent."""
+    if a.ndim != 2 or (a.shape[1] > 1 and a.strides[1] != a.itemsize):
+        raise ValueError(f"expected a 2-D view with adjacent columns, got shape {a.shape} strides {a.strides}")
+    return np.int64(a.strides[0] // a.itemsize)
+
+
+def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13):
+    """tinynet.functional.decoder.lstm_layer_step_forward in one kernel (C-contiguous
+    step_input and W; every array of one dtype). Returns c and the cell's cache."""
+    N, K = step_input.shape
+    H = c_prev.shape[1]
+    dtype = step_input.dtype
+    c_prev = cupy.ascontiguousarray(c_prev)
+    a_fixed = None if a_fixed is None else cupy.ascontiguousarray(a_fixed)
+    mask = None if mask is None else cupy.ascontiguousarray(mask)
+    gates = cupy.empty((N, 4 * H), dtype=dtype)
+    c, tanh_c = cupy.empty((N, H), dtype=dtype), cupy.empty((N, H), dtype=dtype)
+    rows_per_block = _STEP_ROWS * _STEP_ROW_GROUPS
+    grid = (-(-H // 32), -(-N // rows_per_block), 1)
+    _decoder_kernel(0, dtype)(grid, (32, _STEP_ROW_GROUPS, 1), (
+        step_input, np.int32(K), W, c_prev if a_fixed is None else a_fixed, c_prev,
+        c_prev if mask is None else mask, gates, c, tanh_c,
+        up_out if h_out is None else h_out, np.int64(0) if h_out is None else _row_stride(h_out),
+        up_out, _row_stride(up_out), np.int32(N), np.int32(H), np.int32(a_fixed is not None),
+        np.int32(mask is not None), np.int32(h_out is not None), np.int32(bool(literal_eq13))))
+    return c, (gates, c_prev, tanh_c, literal_eq13)
+
+
+def fits_layer_step_backward(d_up):
+    """Whether the backward kernel's shared memory holds a block's rows of gate gradients."""
+    return _BACKWARD_ROWS * 4 * d_up.shape[1] * d_up.itemsize <= _SHARED_LIMIT
+
+
+def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out):
+    """tinynet.functional.decoder.lstm_layer_step_backward in one kernel (C-contiguous
+    W_input_T and da_out; every array of one dtype). Returns d_input and dc_prev."""
+    gates, c_prev, tanh_c, literal_eq13 = cache
+    N, H = d_up.shape
+    J = W_input_T.shape[1]
+    dtype = d_up.dtype
+    if not da_out.flags.c_contiguous:
+        raise ValueError("da_out must be C-contiguous")
+    mask = None if mask is None else cupy.ascontiguousarray(mask)
+    dc_next = cupy.ascontiguousarray(dc_next)
+    dc_prev = cupy.empty((N, H), dtype=dtype)
+    d_input = cupy.empty((N, J), dtype=dtype)
+    grid = (-(-N // _BACKWARD_ROWS), -(-J // _BACKWARD_THREADS), 1)
+    shared_bytes = _BACKWARD_ROWS * 4 * H * d_up.itemsize
+    _decoder_kernel(1, dtype)(grid, (_BACKWARD_THREADS, 1, 1), (
+        d_up, _row_stride(d_up), dc_next if mask is None else mask, dh_next, _row_stride(dh_next), dc_next,
+        gates, c_prev, tanh_c, W_input_T, np.int32(J), da_out, dc_prev, d_input,
+        np.int32(N), np.int32(H), np.int32(mask is not None), np.int32(bool(literal_eq13))),
+        shared_mem=shared_bytes)
+    return d_input, dc_prev
+
+
+def output_row_forward(top, W, b, y_out, feedback_out):
+    """tinynet.functional.decoder.output_row_forward in one kernel (C-contiguous top and
+    y_out; every array of one dtype)."""
+    N, H = top.shape
+    D = W.shape[1]
+    W, b = cupy.ascontiguousarray(W), cupy.ascontiguousarray(b)
+    _decoder_kernel(2, top.dtype)((-(-N * D // 128), 1, 1), (128, 1, 1), (
+        top, W, b, y_out, y_out if feedback_out is None else feedback_out,
+        np.int64(0) if feedback_out is None else _row_stride(feedback_out),
+        np.int32(N), np.int32(H), np.int32(D), np.int32(feedback_out is not None)))
+
+
+def output_row_backward(dy, dy_fed_back, y, W, dz_out):
+    """tinynet.functional.decoder.output_row_backward in one kernel (C-contiguous y, W and
+    dz_out; every array of one dtype). Returns the gradient w.r.t. top (N, H)."""
+    N, D = y.shape
+    H = W.shape[0]
+    d_top = cupy.empty((N, H), dtype=y.dtype)
+    _decoder_kernel(3, y.dtype)((-(-N * H // 128), 1, 1), (128, 1, 1), (
+        dy, _row_stride(dy), dy_fed_back, _row_stride(dy_fed_back), y, W, dz_out, d_top,
+        np.int32(N), np.int32(H), np.int32(D)))
+    return d_top

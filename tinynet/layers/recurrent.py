@@ -6,8 +6,8 @@ import numpy as np
 from .. import init
 from ..backend import xp_of
 from ..functional.dropout import MaskSource, dropout_mask
-from ..functional.activations import sigmoid
-from ..functional.lstm import lstm_cell_backward, lstm_cell_forward
+from ..functional.decoder import (lstm_layer_step_backward, lstm_layer_step_forward, output_row_backward,
+                                  output_row_forward)
 from ..functional.matmul import matmul
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
 from .base import Layer
@@ -148,20 +148,15 @@ class LSTMDecoder(Layer):
 
         for t in range(T):
             for l in range(L):
-                a = matmul(step_inputs[l][t], W_step[l])
-                if l == 0:
-                    a += a_fixed[t]
-                h, c[l], cell_caches[l][t] = lstm_cell_forward(a, c[l], self.literal_eq13)
-                if t + 1 < T:
-                    step_inputs[l][t + 1, :, :H] = h
-                up = step_inputs[l + 1][t, :, H:-1] if l + 1 < L else top[t]
-                if masks is None:
-                    up[...] = h
-                else:
-                    xp.multiply(h, masks[l, t], out=up)
-            y[t] = sigmoid(matmul(top[t], p["out/W"]) + p["out/b"])  # eq. (14)
-            if t + 1 < T:
-                step_inputs[0][t + 1, :, H:-1] = y[t]  # fed back as y_{t-1}
+                c[l], cell_caches[l][t] = lstm_layer_step_forward(
+                    step_inputs[l][t], W_step[l], c[l], a_fixed[t] if l == 0 else None,
+                    None if masks is None else masks[l, t],
+                    h_out=step_inputs[l][t + 1, :, :H] if t + 1 < T else None,
+                    up_out=step_inputs[l + 1][t, :, H:-1] if l + 1 < L else top[t],
+                    literal_eq13=self.literal_eq13)
+            # eq. (14), fed back as the bottom layer's y_{t-1} of the next step
+            output_row_forward(top[t], p["out/W"], p["out/b"], y[t],
+                               step_inputs[0][t + 1, :, H:-1] if t + 1 < T else None)
         self.cache = (x_seq, v, step_inputs, top, y, cell_caches, masks, W_step)
         return xp.ascontiguousarray(y.transpose(1, 0, 2))
 
@@ -176,25 +171,22 @@ class LSTMDecoder(Layer):
         T, N, D = y.shape
         H, L = self.hidden_size, self.num_layers
         dtype = y.dtype
-        dy_seq = dy.transpose(1, 0, 2)
+        dy_seq = xp.ascontiguousarray(dy).transpose(1, 0, 2)
         da_all = [xp.empty((T, N, 4 * H), dtype) for _ in range(L)]
         dz_all = xp.empty((T, N, D), dtype)  # gradients of eq. (14)'s pre-activation
         dh_next = [xp.zeros((N, H), dtype) for _ in range(L)]
         dc_next = [xp.zeros((N, H), dtype) for _ in range(L)]
         dy_fed_back = xp.zeros((N, D), dtype)
+        # the step weights without the bias row (the constant input gets no gradient), transposed
+        W_input_T = [xp.ascontiguousarray(W[:-1].T) for W in W_step]
 
         for t in reversed(range(T)):
-            dz = dz_all[t]
-            xp.add(dy_seq[t], dy_fed_back, out=dz)
-            dz *= y[t] * (1 - y[t])
-            d_up = matmul(dz, p["out/W"].T)  # w.r.t. the input of the layer above (here: output)
+            d_up = output_row_backward(dy_seq[t], dy_fed_back, y[t], p["out/W"], dz_all[t])
             for l in reversed(range(L)):
-                if masks is not None:
-                    d_up *= masks[l, t]
-                da, dc_next[l] = lstm_cell_backward(d_up + dh_next[l], dc_next[l], cell_caches[l][t],
-                                                    out=da_all[l][t])
-                d_step_inputs = matmul(da, W_step[l][:-1].T)  # not w.r.t. the constant input
-                dh_next[l], d_up = d_step_inputs[:, :H], d_step_inputs[:, H:]
+                d_step_input, dc_next[l] = lstm_layer_step_backward(
+                    d_up, None if masks is None else masks[l, t], dh_next[l], dc_next[l], cell_caches[l][t],
+                    W_input_T[l], da_all[l][t])
+                dh_next[l], d_up = d_step_input[:, :H], d_step_input[:, H:]
             dy_fed_back = d_up  # the bottom layer's other step input is y_{t-1}
 
         grads = {}
