@@ -327,70 +327,92 @@ def matmul(a, b):
     return out
 
 
-# The decoder's steps (tinynet.functional.decoder), one kernel each. A layer's step is a
-# small matrix product whose epilogue is the cell: each thread owns one hidden unit k of
-# ROWS consecutive batch rows and accumulates its four gates over the K inputs (a warp
-# shares its rows, so the input loads are broadcasts and the weight loads coalesce). The
-# backward recomputes the cell's backward for a block's rows into shared memory, then
-# multiplies it by the transposed weights; with several column blocks, block column 0
-# alone writes da and dc_prev. The output row of eq. (14) is a dot product of length H per
-# (n, j), its backward one of length D per (n, k). Views with unit column stride are read
-# and written through their row stride ("_ld").
+# The decoder's steps (tinynet.functional.decoder), one kernel each. They are small
+# products (100 rows, K = 257 or 512) whose latency, not their arithmetic, is the cost, so
+# every kernel splits its sum over K between the SLICES rows of threads of a block (fewer
+# dependent loads per thread), then adds the slices' partial sums in shared memory.
+# A layer's step: block (32 units, SLICES), ROWS batch rows; a thread accumulates the four
+# gates of its unit over its slice of K (the input loads are broadcasts within a warp, the
+# weight loads coalesce), and the cell of eqs. (8)-(13) is the epilogue. Its backward: the
+# block first computes the cell's backward for its ROWS rows into shared memory (block
+# column 0 alone writes da and dc_prev), then multiplies it by the transposed weights, 32
+# columns per block. The output row of eq. (14): one block per batch row. Views with unit
+# column stride are read and written through their row stride ("_ld").
 _DECODER_SOURCE = _CELL_FUNCTIONS + r"""
-template <typename T, int ROWS>
+constexpr int SLICES = 8, ROWS = 4;
+
+template <typename T>
+__device__ void slice_of(const int length, int& begin, int& end) {
+    const int chunk = (length + SLICES - 1) / SLICES;
+    begin = min(length, threadIdx.y * chunk);
+    end = min(length, begin + chunk);
+}
+
+template <typename T>
 __global__ void tinynet_lstm_layer_step(
         const T* __restrict__ x, const int K, const T* __restrict__ W, const T* __restrict__ a_fixed,
         const T* __restrict__ c_prev, const T* __restrict__ mask, T* __restrict__ gates, T* __restrict__ c,
         T* __restrict__ tanh_c, T* __restrict__ h_out, const long long h_ld, T* __restrict__ up_out,
         const long long up_ld, const int N, const int H, const int has_fixed, const int has_mask,
         const int has_next, const int literal_eq13) {
-    const int k = blockIdx.x * 32 + threadIdx.x;
-    const int n0 = (blockIdx.y * blockDim.y + threadIdx.y) * ROWS;
-    if (k >= H || n0 >= N) return;
+    __shared__ T partial[SLICES][ROWS][4][32];
+    const int k = blockIdx.x * 32 + threadIdx.x, n0 = blockIdx.y * ROWS;
     const long long H4 = 4LL * H;
-    const T* rows[ROWS];
-#pragma unroll
-    for (int r = 0; r < ROWS; ++r) rows[r] = x + (long long)min(n0 + r, N - 1) * K;
     T acc[ROWS][4];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r)
 #pragma unroll
         for (int g = 0; g < 4; ++g) acc[r][g] = T(0);
+    if (k < H) {
+        const T* rows[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) rows[r] = x + (long long)min(n0 + r, N - 1) * K;
+        int begin, end;
+        slice_of<T>(K, begin, end);
 #pragma unroll 4
-    for (int kk = 0; kk < K; ++kk) {
-        const T* w = W + kk * H4 + k;
-        const T w_i = w[0], w_f = w[H], w_g = w[2 * H], w_o = w[3 * H];
+        for (int kk = begin; kk < end; ++kk) {
+            const T* w = W + kk * H4 + k;
+            const T w_i = w[0], w_f = w[H], w_g = w[2 * H], w_o = w[3 * H];
 #pragma unroll
-        for (int r = 0; r < ROWS; ++r) {
-            const T xv = rows[r][kk];
-            acc[r][0] += xv * w_i;
-            acc[r][1] += xv * w_f;
-            acc[r][2] += xv * w_g;
-            acc[r][3] += xv * w_o;
+            for (int r = 0; r < ROWS; ++r) {
+                const T xv = rows[r][kk];
+                acc[r][0] += xv * w_i;
+                acc[r][1] += xv * w_f;
+                acc[r][2] += xv * w_g;
+                acc[r][3] += xv * w_o;
+            }
         }
     }
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r) {
-        const int n = n0 + r;
-        if (n >= N) break;
-        const long long at_gates = n * H4 + k, at = (long long)n * H + k;
-        if (has_fixed) {
+    for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-            for (int g = 0; g < 4; ++g) acc[r][g] += a_fixed[at_gates + g * H];
-        }
-        T c_new, tanh_c_new, h;
-        lstm_cell_forward_at(acc[r][0], acc[r][1], acc[r][2], acc[r][3], c_prev[at], literal_eq13 != 0,
-                             c_new, tanh_c_new, h);
+        for (int g = 0; g < 4; ++g) partial[threadIdx.y][r][g][threadIdx.x] = acc[r][g];
+    __syncthreads();
+    const int r = threadIdx.y, n = n0 + r;  // the first ROWS rows of threads finish one batch row each
+    if (r >= ROWS || k >= H || n >= N) return;
+    T a[4];
 #pragma unroll
-        for (int g = 0; g < 4; ++g) gates[at_gates + g * H] = acc[r][g];
-        c[at] = c_new;
-        tanh_c[at] = tanh_c_new;
-        if (has_next) h_out[n * h_ld + k] = h;
-        up_out[n * up_ld + k] = has_mask ? h * mask[at] : h;
+    for (int g = 0; g < 4; ++g) {
+        a[g] = partial[0][r][g][threadIdx.x];
+#pragma unroll
+        for (int slice = 1; slice < SLICES; ++slice) a[g] += partial[slice][r][g][threadIdx.x];
     }
+    const long long at_gates = n * H4 + k, at = (long long)n * H + k;
+    if (has_fixed) {
+#pragma unroll
+        for (int g = 0; g < 4; ++g) a[g] += a_fixed[at_gates + g * H];
+    }
+    T c_new, tanh_c_new, h;
+    lstm_cell_forward_at(a[0], a[1], a[2], a[3], c_prev[at], literal_eq13 != 0, c_new, tanh_c_new, h);
+#pragma unroll
+    for (int g = 0; g < 4; ++g) gates[at_gates + g * H] = a[g];
+    c[at] = c_new;
+    tanh_c[at] = tanh_c_new;
+    if (has_next) h_out[n * h_ld + k] = h;
+    up_out[n * up_ld + k] = has_mask ? h * mask[at] : h;
 }
 
-template <typename T, int ROWS>
+template <typename T>
 __global__ void tinynet_lstm_layer_step_backward(
         const T* __restrict__ d_up, const long long up_ld, const T* __restrict__ mask,
         const T* __restrict__ dh_next, const long long dh_ld, const T* __restrict__ dc_next,
@@ -398,10 +420,11 @@ __global__ void tinynet_lstm_layer_step_backward(
         const T* __restrict__ W_input_T, const int J, T* __restrict__ da, T* __restrict__ dc_prev,
         T* __restrict__ d_input, const int N, const int H, const int has_mask, const int literal_eq13) {
     extern __shared__ __align__(16) unsigned char shared_bytes[];
-    T* da_rows = reinterpret_cast<T*>(shared_bytes);  // [ROWS][4H]
-    const int n0 = blockIdx.x * ROWS;
-    const int H4 = 4 * H;
-    for (int e = threadIdx.x; e < ROWS * H; e += blockDim.x) {
+    T* partial = reinterpret_cast<T*>(shared_bytes);  // [SLICES][ROWS][32]
+    T* da_rows = partial + SLICES * ROWS * 32;        // [ROWS][4H]
+    const int n0 = blockIdx.x * ROWS, H4 = 4 * H;
+    const int thread = threadIdx.y * 32 + threadIdx.x;
+    for (int e = thread; e < ROWS * H; e += 32 * SLICES) {
         const int r = e / H, k = e % H, n = n0 + r;
         T da_i = T(0), da_f = T(0), da_g = T(0), da_o = T(0);
         if (n < N) {
@@ -427,34 +450,54 @@ __global__ void tinynet_lstm_layer_step_backward(
         da_rows[r * H4 + 3 * H + k] = da_o;
     }
     __syncthreads();
-    const int j = blockIdx.y * blockDim.x + threadIdx.x;
-    if (j >= J) return;
+    const int j = blockIdx.y * 32 + threadIdx.x;
     T acc[ROWS];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r) acc[r] = T(0);
+    if (j < J) {
+        int begin, end;
+        slice_of<T>(H4, begin, end);
 #pragma unroll 4
-    for (int q = 0; q < H4; ++q) {
-        const T w = W_input_T[(long long)q * J + j];
+        for (int q = begin; q < end; ++q) {
+            const T w = W_input_T[(long long)q * J + j];
 #pragma unroll
-        for (int r = 0; r < ROWS; ++r) acc[r] += da_rows[r * H4 + q] * w;
+            for (int r = 0; r < ROWS; ++r) acc[r] += da_rows[r * H4 + q] * w;
+        }
     }
 #pragma unroll
-    for (int r = 0; r < ROWS; ++r)
-        if (n0 + r < N) d_input[(long long)(n0 + r) * J + j] = acc[r];
+    for (int r = 0; r < ROWS; ++r) partial[(threadIdx.y * ROWS + r) * 32 + threadIdx.x] = acc[r];
+    __syncthreads();
+    const int r = threadIdx.y, n = n0 + r;
+    if (r >= ROWS || j >= J || n >= N) return;
+    T sum = partial[r * 32 + threadIdx.x];
+#pragma unroll
+    for (int slice = 1; slice < SLICES; ++slice) sum += partial[(slice * ROWS + r) * 32 + threadIdx.x];
+    d_input[(long long)n * J + j] = sum;
 }
 
 template <typename T>
 __global__ void tinynet_output_row(const T* __restrict__ top, const T* __restrict__ W, const T* __restrict__ b,
                                    T* __restrict__ y, T* __restrict__ feedback, const long long feedback_ld,
                                    const int N, const int H, const int D, const int has_next) {
-    const int e = blockIdx.x * blockDim.x + threadIdx.x;
-    if (e >= N * D) return;
-    const int n = e / D, j = e % D;
-    T z = T(0);
-    for (int k = 0; k < H; ++k) z += top[(long long)n * H + k] * W[(long long)k * D + j];
-    const T out = sigmoid_by_tanh(z + b[j]);  // (14)
-    y[e] = out;
-    if (has_next) feedback[n * feedback_ld + j] = out;
+    __shared__ T partial[SLICES][32];
+    const int n = blockIdx.x;
+    int begin, end;
+    slice_of<T>(H, begin, end);
+    for (int j0 = 0; j0 < D; j0 += 32) {
+        const int j = j0 + threadIdx.x;
+        T z = T(0);
+        if (j < D)
+            for (int k = begin; k < end; ++k) z += top[(long long)n * H + k] * W[(long long)k * D + j];
+        partial[threadIdx.y][threadIdx.x] = z;
+        __syncthreads();
+        if (threadIdx.y == 0 && j < D) {
+            for (int slice = 1; slice < SLICES; ++slice) z += partial[slice][threadIdx.x];
+            const T out = sigmoid_by_tanh(z + b[j]);  // (14)
+            y[(long long)n * D + j] = out;
+            if (has_next) feedback[n * feedback_ld + j] = out;
+        }
+        __syncthreads();
+    }
 }
 
 template <typename T>
@@ -476,10 +519,9 @@ __global__ void tinynet_output_row_backward(const T* __restrict__ dy, const long
     d_top[e] = acc;
 }
 """
-_DECODER_KERNELS = ("tinynet_lstm_layer_step<{t},2>", "tinynet_lstm_layer_step_backward<{t},4>",
+_DECODER_KERNELS = ("tinynet_lstm_layer_step<{t}>", "tinynet_lstm_layer_step_backward<{t}>",
                     "tinynet_output_row<{t}>", "tinynet_output_row_backward<{t}>")
-_STEP_ROWS, _STEP_ROW_GROUPS = 2, 4  # forward: 2 rows per thread, blocks of 32 units x 4 row groups
-_BACKWARD_ROWS, _BACKWARD_THREADS = 4, 128
+_SLICES, _ROWS = 8, 4  # as in the source: the K axis in 8 slices, 4 batch rows per block
 _SHARED_LIMIT = 48 * 1024
 
 
@@ -512,9 +554,8 @@ def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out,
     mask = None if mask is None else cupy.ascontiguousarray(mask)
     gates = cupy.empty((N, 4 * H), dtype=dtype)
     c, tanh_c = cupy.empty((N, H), dtype=dtype), cupy.empty((N, H), dtype=dtype)
-    rows_per_block = _STEP_ROWS * _STEP_ROW_GROUPS
-    grid = (-(-H // 32), -(-N // rows_per_block), 1)
-    _decoder_kernel(0, dtype)(grid, (32, _STEP_ROW_GROUPS, 1), (
+    grid = (-(-H // 32), -(-N // _ROWS), 1)
+    _decoder_kernel(0, dtype)(grid, (32, _SLICES, 1), (
         step_input, np.int32(K), W, c_prev if a_fixed is None else a_fixed, c_prev,
         c_prev if mask is None else mask, gates, c, tanh_c,
         up_out if h_out is None else h_out, np.int64(0) if h_out is None else _row_stride(h_out),
@@ -525,7 +566,11 @@ def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out,
 
 def fits_layer_step_backward(d_up):
     """Whether the backward kernel's shared memory holds a block's rows of gate gradients."""
-    return _BACKWARD_ROWS * 4 * d_up.shape[1] * d_up.itemsize <= _SHARED_LIMIT
+    return _backward_shared_bytes(d_up.shape[1], d_up.itemsize) <= _SHARED_LIMIT
+
+
+def _backward_shared_bytes(H, itemsize):
+    return (_SLICES * _ROWS * 32 + _ROWS * 4 * H) * itemsize
 
 
 def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out):
@@ -541,13 +586,12 @@ def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_
     dc_next = cupy.ascontiguousarray(dc_next)
     dc_prev = cupy.empty((N, H), dtype=dtype)
     d_input = cupy.empty((N, J), dtype=dtype)
-    grid = (-(-N // _BACKWARD_ROWS), -(-J // _BACKWARD_THREADS), 1)
-    shared_bytes = _BACKWARD_ROWS * 4 * H * d_up.itemsize
-    _decoder_kernel(1, dtype)(grid, (_BACKWARD_THREADS, 1, 1), (
+    grid = (-(-N // _ROWS), -(-J // 32), 1)
+    _decoder_kernel(1, dtype)(grid, (32, _SLICES, 1), (
         d_up, _row_stride(d_up), dc_next if mask is None else mask, dh_next, _row_stride(dh_next), dc_next,
         gates, c_prev, tanh_c, W_input_T, np.int32(J), da_out, dc_prev, d_input,
         np.int32(N), np.int32(H), np.int32(mask is not None), np.int32(bool(literal_eq13))),
-        shared_mem=shared_bytes)
+        shared_mem=_backward_shared_bytes(H, d_up.itemsize))
     return d_input, dc_prev
 
 
@@ -557,7 +601,7 @@ def output_row_forward(top, W, b, y_out, feedback_out):
     N, H = top.shape
     D = W.shape[1]
     W, b = cupy.ascontiguousarray(W), cupy.ascontiguousarray(b)
-    _decoder_kernel(2, top.dtype)((-(-N * D // 128), 1, 1), (128, 1, 1), (
+    _decoder_kernel(2, top.dtype)((N, 1, 1), (32, _SLICES, 1), (
         top, W, b, y_out, y_out if feedback_out is None else feedback_out,
         np.int64(0) if feedback_out is None else _row_stride(feedback_out),
         np.int32(N), np.int32(H), np.int32(D), np.int32(feedback_out is not None)))
