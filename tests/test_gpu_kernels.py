@@ -231,6 +231,26 @@ def test_gemm_kernel_matches_cublas(cp, rng, dtype, layout):
         assert normwise_error(cp.asnumpy(product), cp.asnumpy(a @ b)) < RTOL[dtype] * 10, (M, N, K)
 
 
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt", "tt"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cublas_called_directly_matches_cupy(cp, rng, dtype, layout):
+    """The product a captured step uses (tinynet.kernels.cuda_blas), here outside a capture."""
+    from tinynet.kernels import cuda_blas
+
+    if not cuda_blas.prepare():
+        pytest.skip("cuBLAS's C API cannot serve captures here (CUDA < 12.2 or ROCm): the GEMM kernel does")
+    for M, N, K in GEMM_SHAPES:
+        a = cp.asarray(rng.standard_normal((K, M) if layout[0] == "t" else (M, K)).astype(dtype))
+        b = cp.asarray(rng.standard_normal((N, K) if layout[1] == "t" else (K, N)).astype(dtype))
+        a, b = (a.T if layout[0] == "t" else a), (b.T if layout[1] == "t" else b)
+        product = cuda_blas.gemm(a, b)
+        assert product.shape == (M, N) and product.flags.c_contiguous
+        assert normwise_error(cp.asnumpy(product), cp.asnumpy(a @ b)) < RTOL[dtype] * 10, (M, N, K)
+    big = cp.asarray(rng.standard_normal((6, 10, 9)).astype(dtype))
+    for a, b in [(big[2, :, 1:8], big[4, 2:9, :]), (big[1, ::2, ::3], big[3, :3, ::2])]:  # strided views
+        assert normwise_error(cp.asnumpy(cuda_blas.gemm(a, b)), cp.asnumpy(a) @ cp.asnumpy(b)) < RTOL[dtype] * 10
+
+
 def test_gemm_kernel_reads_row_slices_and_empty_k(cp, rng):
     from tinynet.kernels.cuda_fused import matmul
 

@@ -1,7 +1,9 @@
-"""The matrix product of every layer: NumPy's `a @ b` on the CPU. On the GPU, cuBLAS through
-CuPy's `a @ b`, except while a CUDA graph is being captured (tinynet.kernels.cuda_graph):
-CuPy refuses cuBLAS calls during a capture, so a captured step multiplies with tinynet's
-own GEMM kernel (tinynet.kernels.cuda_fused.matmul)."""
+"""The matrix product of every layer: NumPy's `a @ b` on the CPU, CuPy's (cuBLAS) on the GPU.
+
+While a CUDA graph is being captured (tinynet.kernels.cuda_graph) CuPy refuses cuBLAS, so the
+product then goes through tinynet.kernels.cuda_fused.captured_matmul: cuBLAS called through
+its C API, or tinynet's own GEMM kernel where that is not possible.
+"""
 
 from ..kernels import gpu_kernels
 
@@ -13,4 +15,4 @@ def matmul(a, b):
         return a @ b
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align")
-    return kernels.matmul(a, b)
+    return kernels.captured_matmul(a, b)

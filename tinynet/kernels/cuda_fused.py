@@ -23,6 +23,8 @@ import functools
 import cupy
 import numpy as np
 
+from . import cuda_blas
+
 # The cell of eqs. (8)-(13) at one position (n, k), shared by the elementwise cell kernels
 # and the fused decoder kernels. sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and
 # Numba twins. The forward turns the four pre-activations into the activated gates in place.
@@ -296,6 +298,13 @@ def gemm_plan(M, N, K, multiprocessors):
     splits = max(1, min(K // 256, -(-2 * multiprocessors // blocks)))
     k_chunk = -(-(-(-K // splits)) // _GEMM_TK) * _GEMM_TK
     return tile, -(-K // k_chunk), k_chunk
+
+
+def captured_matmul(a, b):
+    """a @ b while a CUDA graph is being captured: cuBLAS through its C API (cuda_blas) where
+    it allows capture, else tinynet's GEMM kernel."""
+    product = cuda_blas.gemm(a, b) if a.shape[1] > 0 else None
+    return matmul(a, b) if product is None else product
 
 
 def stream_is_capturing():

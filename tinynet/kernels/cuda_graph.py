@@ -32,6 +32,8 @@ import sys
 import cupy
 import numpy as np
 
+from . import cuda_blas
+
 
 class CapturedStep:
     """Run `step_fn` eagerly for `warmup` launches, then capture it once and replay the graph.
@@ -84,6 +86,7 @@ class CapturedStep:
 
     def _capture(self):
         """Record one call of step_fn into self.graph (nothing runs), or note why it failed."""
+        cuda_blas.prepare()  # cuBLAS's library and handle, loaded and made before the capture
         self.stream.synchronize()
         self.stream.begin_capture()
         try:
