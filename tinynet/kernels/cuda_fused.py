@@ -348,16 +348,14 @@ def matmul(a, b):
 # columns per block. The output row of eq. (14): one block per batch row. Views with unit
 # column stride are read and written through their row stride ("_ld").
 _DECODER_SOURCE = _CELL_FUNCTIONS + r"""
-constexpr int SLICES = 8, ROWS = 4;
-
-template <typename T>
+template <int SLICES>
 __device__ void slice_of(const int length, int& begin, int& end) {
     const int chunk = (length + SLICES - 1) / SLICES;
     begin = min(length, threadIdx.y * chunk);
     end = min(length, begin + chunk);
 }
 
-template <typename T>
+template <typename T, int SLICES, int ROWS>
 __global__ void tinynet_lstm_layer_step(
         const T* __restrict__ x, const int K, const T* __restrict__ W, const T* __restrict__ a_fixed,
         const T* __restrict__ c_prev, const T* __restrict__ mask, T* __restrict__ gates, T* __restrict__ c,
@@ -377,7 +375,7 @@ __global__ void tinynet_lstm_layer_step(
 #pragma unroll
         for (int r = 0; r < ROWS; ++r) rows[r] = x + (long long)min(n0 + r, N - 1) * K;
         int begin, end;
-        slice_of<T>(K, begin, end);
+        slice_of<SLICES>(K, begin, end);
 #pragma unroll 4
         for (int kk = begin; kk < end; ++kk) {
             const T* w = W + kk * H4 + k;
@@ -421,7 +419,7 @@ __global__ void tinynet_lstm_layer_step(
     up_out[n * up_ld + k] = has_mask ? h * mask[at] : h;
 }
 
-template <typename T>
+template <typename T, int SLICES, int ROWS>
 __global__ void tinynet_lstm_layer_step_backward(
         const T* __restrict__ d_up, const long long up_ld, const T* __restrict__ mask,
         const T* __restrict__ dh_next, const long long dh_ld, const T* __restrict__ dc_next,
@@ -465,7 +463,7 @@ __global__ void tinynet_lstm_layer_step_backward(
     for (int r = 0; r < ROWS; ++r) acc[r] = T(0);
     if (j < J) {
         int begin, end;
-        slice_of<T>(H4, begin, end);
+        slice_of<SLICES>(H4, begin, end);
 #pragma unroll 4
         for (int q = begin; q < end; ++q) {
             const T w = W_input_T[(long long)q * J + j];
@@ -484,14 +482,14 @@ __global__ void tinynet_lstm_layer_step_backward(
     d_input[(long long)n * J + j] = sum;
 }
 
-template <typename T>
+template <typename T, int SLICES>
 __global__ void tinynet_output_row(const T* __restrict__ top, const T* __restrict__ W, const T* __restrict__ b,
                                    T* __restrict__ y, T* __restrict__ feedback, const long long feedback_ld,
                                    const int N, const int H, const int D, const int has_next) {
     __shared__ T partial[SLICES][32];
     const int n = blockIdx.x;
     int begin, end;
-    slice_of<T>(H, begin, end);
+    slice_of<SLICES>(H, begin, end);
     for (int j0 = 0; j0 < D; j0 += 32) {
         const int j = j0 + threadIdx.x;
         T z = T(0);
@@ -528,9 +526,10 @@ __global__ void tinynet_output_row_backward(const T* __restrict__ dy, const long
     d_top[e] = acc;
 }
 """
-_DECODER_KERNELS = ("tinynet_lstm_layer_step<{t}>", "tinynet_lstm_layer_step_backward<{t}>",
-                    "tinynet_output_row<{t}>", "tinynet_output_row_backward<{t}>")
-_SLICES, _ROWS = 8, 4  # as in the source: the K axis in 8 slices, 4 batch rows per block
+_SLICES, _ROWS = 8, 4  # the K axis in 8 slices, 4 batch rows per block
+_DECODER_KERNELS = (f"tinynet_lstm_layer_step<{{t}},{_SLICES},{_ROWS}>",
+                    f"tinynet_lstm_layer_step_backward<{{t}},{_SLICES},{_ROWS}>",
+                    f"tinynet_output_row<{{t}},{_SLICES}>", "tinynet_output_row_backward<{t}>")
 _SHARED_LIMIT = 48 * 1024
 
 
