@@ -35,8 +35,7 @@ def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out,
     Returns c (N, H) and the cell's cache (tinynet.functional.lstm.lstm_cell_forward).
     """
     kernels = _fused_kernels(step_input, W, c_prev, up_out)
-    if (kernels is not None and step_input.flags.c_contiguous and W.flags.c_contiguous
-            and kernels.fits_layer_step_forward(step_input)):
+    if kernels is not None and step_input.flags.c_contiguous and W.flags.c_contiguous:
         return kernels.lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13)
     a = matmul(step_input, W)
     if a_fixed is not None:

@@ -362,21 +362,18 @@ __global__ void tinynet_lstm_layer_step(
         T* __restrict__ tanh_c, T* __restrict__ h_out, const long long h_ld, T* __restrict__ up_out,
         const long long up_ld, const int N, const int H, const int has_fixed, const int has_mask,
         const int has_next, const int literal_eq13) {
-    // shared memory: first the block's ROWS input rows [ROWS][K], then the partial sums
-    // [SLICES][ROWS][4][32]
-    extern __shared__ __align__(16) unsigned char shared_bytes[];
-    T* shared = reinterpret_cast<T*>(shared_bytes);
+    __shared__ T partial[SLICES][ROWS][4][32];
     const int k = blockIdx.x * 32 + threadIdx.x, n0 = blockIdx.y * ROWS;
     const long long H4 = 4LL * H;
-    for (int e = threadIdx.y * 32 + threadIdx.x; e < ROWS * K; e += 32 * SLICES)
-        shared[e] = x[(long long)min(n0 + e / K, N - 1) * K + e % K];
-    __syncthreads();
     T acc[ROWS][4];
 #pragma unroll
     for (int r = 0; r < ROWS; ++r)
 #pragma unroll
         for (int g = 0; g < 4; ++g) acc[r][g] = T(0);
     if (k < H) {
+        const T* rows[ROWS];
+#pragma unroll
+        for (int r = 0; r < ROWS; ++r) rows[r] = x + (long long)min(n0 + r, N - 1) * K;
         int begin, end;
         slice_of<SLICES>(K, begin, end);
 #pragma unroll 4
@@ -385,7 +382,7 @@ __global__ void tinynet_lstm_layer_step(
             const T w_i = w[0], w_f = w[H], w_g = w[2 * H], w_o = w[3 * H];
 #pragma unroll
             for (int r = 0; r < ROWS; ++r) {
-                const T xv = shared[r * K + kk];
+                const T xv = rows[r][kk];
                 acc[r][0] += xv * w_i;
                 acc[r][1] += xv * w_f;
                 acc[r][2] += xv * w_g;
@@ -393,20 +390,19 @@ __global__ void tinynet_lstm_layer_step(
             }
         }
     }
-    __syncthreads();  // the input rows are read: their memory takes the partial sums
 #pragma unroll
     for (int r = 0; r < ROWS; ++r)
 #pragma unroll
-        for (int g = 0; g < 4; ++g) shared[((threadIdx.y * ROWS + r) * 4 + g) * 32 + threadIdx.x] = acc[r][g];
+        for (int g = 0; g < 4; ++g) partial[threadIdx.y][r][g][threadIdx.x] = acc[r][g];
     __syncthreads();
     const int r = threadIdx.y, n = n0 + r;  // the first ROWS rows of threads finish one batch row each
     if (r >= ROWS || k >= H || n >= N) return;
     T a[4];
 #pragma unroll
     for (int g = 0; g < 4; ++g) {
-        a[g] = shared[(r * 4 + g) * 32 + threadIdx.x];
+        a[g] = partial[0][r][g][threadIdx.x];
 #pragma unroll
-        for (int slice = 1; slice < SLICES; ++slice) a[g] += shared[((slice * ROWS + r) * 4 + g) * 32 + threadIdx.x];
+        for (int slice = 1; slice < SLICES; ++slice) a[g] += partial[slice][r][g][threadIdx.x];
     }
     const long long at_gates = n * H4 + k, at = (long long)n * H + k;
     if (has_fixed) {
@@ -576,18 +572,8 @@ def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out,
         c_prev if mask is None else mask, gates, c, tanh_c,
         up_out if h_out is None else h_out, np.int64(0) if h_out is None else _row_stride(h_out),
         up_out, _row_stride(up_out), np.int32(N), np.int32(H), np.int32(a_fixed is not None),
-        np.int32(mask is not None), np.int32(h_out is not None), np.int32(bool(literal_eq13))),
-        shared_mem=_forward_shared_bytes(K, step_input.itemsize))
+        np.int32(mask is not None), np.int32(h_out is not None), np.int32(bool(literal_eq13))))
     return c, (gates, c_prev, tanh_c, literal_eq13)
-
-
-def fits_layer_step_forward(step_input):
-    """Whether the forward kernel's shared memory holds a block's input rows and partial sums."""
-    return _forward_shared_bytes(step_input.shape[1], step_input.itemsize) <= _SHARED_LIMIT
-
-
-def _forward_shared_bytes(K, itemsize):
-    return max(_FORWARD_ROWS * K, _FORWARD_SLICES * _FORWARD_ROWS * 4 * 32) * itemsize
 
 
 def fits_layer_step_backward(d_up):
