@@ -3,14 +3,17 @@ tinynet.optim computes (and what the Numba kernel of numba_cpu computes, with th
 signature), in one kernel launch instead of a dozen elementwise ones and their temporaries.
 
     lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
+    lstm_layer_step_*,          tinynet.functional.decoder (eqs. 8-14, one decoder step)
+      output_row_*
     adam_update                 tinynet.optim.adam
     CounterRandom               tinynet.functional.dropout.counter_uniform
-    matmul                      numpy's a @ b (tinynet.functional.matmul)
+    matmul                      numpy's a @ b, inside a CUDA graph capture where cuBLAS
+                                cannot serve (tinynet.functional.matmul, kernels.cuda_blas)
 
 The LSTM and Adam kernels are cupy.ElementwiseKernels (the LSTM ones over the (N, H) cell
 positions), generic in the float type T; the (N, 4H) gate arrays are `raw` arguments
-indexed by hand, because one position reads and writes four gates. The matrix product is a
-templated RawModule kernel (see its comment below). The kernels are built on first use and
+indexed by hand, because one position reads and writes four gates. The decoder's step
+kernels and the matrix product are templated RawModule kernels (see their comments below). The kernels are built on first use and
 memoized (CuPy then compiles and caches the machine code per dtype). Constants are cast to
 T so that float32 stays float32.
 
@@ -202,7 +205,8 @@ class CounterRandom:
 
 # Matrix product. CuPy refuses to call cuBLAS while a stream is being captured into a CUDA
 # graph ("calling cuBLAS API during stream capture is currently unsupported", CuPy 13 and
-# 14), so tinynet multiplies with this kernel of its own on the GPU. Each block of 16 x 16
+# 14); where cuBLAS cannot be called through its C API instead (kernels.cuda_blas: CUDA
+# older than 12.2, ROCm), a captured step multiplies with this kernel. Each block of 16 x 16
 # threads computes a TILE x TILE tile of C, each thread R x R of its entries, from tiles of
 # A and B staged in shared memory TK columns at a time. A and B are read through their
 # strides (a transposed view costs no copy); the loads run along whichever axis is
