@@ -28,14 +28,17 @@ def conv_encoder(rng, dtype, input_grad):
     """Table 1 up to MaxPool 2: 1@28x28 -> 32@28x28 -> 32@14x14 -> 64@14x14 -> 64@7x7 (eqs. 5, 6, 16).
 
     Training never needs the gradient w.r.t. the image (it is data): input_grad=False skips it.
+    Each ReLU comes after its max pool rather than before: the two commute (max of ReLUs =
+    ReLU of the max, and both pass the gradient to the same pixel), so this is Table 1's
+    function and gradient with a quarter of the pixels through the ReLU.
     """
     return [
         ("conv1", Conv2D(1, 32, 5, rng, pad="same", dtype=dtype, input_grad=input_grad)),
-        ("relu1", ReLU()),
         ("pool1", MaxPool2D(2, 2)),
+        ("relu1", ReLU()),
         ("conv2", Conv2D(32, 64, 5, rng, pad="same", dtype=dtype)),
-        ("relu2", ReLU()),
         ("pool2", MaxPool2D(2, 2)),
+        ("relu2", ReLU()),
     ]
 
 
