@@ -5,9 +5,10 @@
 convolutions, max pooling, the LSTM cell forward and backward, the Adam update. The plain
 code they replace stays where it is, as each kernel's reference twin, and
 tests/test_kernels.py checks that the two agree. `cuda_fused` holds CuPy kernels for CuPy
-arrays (the LSTM cell forward and backward, the Adam update, dropout's counter-based random
-numbers and the matrix product; tests/test_gpu_kernels.py), and `cuda_graph` replays a
-whole training step captured in a CUDA graph.
+arrays (the LSTM cell forward and backward, one decoder step and output row each way, the
+Adam update, dropout's counter-based random numbers and a matrix product;
+tests/test_gpu_kernels.py), `cuda_graph` replays a whole training step captured in a CUDA
+graph, and `cuda_blas` calls cuBLAS inside such a capture, where CuPy will not.
 
 Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
 Tests switch at run time by setting `ENABLED`.
