@@ -171,15 +171,16 @@ def summary(times):
 
 
 def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, layers=5, iters=20, warmup=3,
-            compare_torch=False, seed=0, gap_s=GAP_S, threads=None, cuda_graph=True, torch_tf32=False):
+            compare_torch=False, seed=0, gap_s=GAP_S, threads=None, cuda_graph=True, torch_tf32=False, block=1):
     """Time `iters` training iterations and inference passes after `warmup` of each.
 
     Returns the dict that --json prints. With compare_torch the two contenders alternate,
     iteration by iteration. peak_mem_mb is read before the PyTorch model is built (with
     compare_torch it still counts PyTorch's libraries, about 300 MB).
     threads: CPU threads for every library (default: all cores this process may use).
-    Every timed run starts after `gap_s` idle seconds, so no framework's spinning threads
-    linger into the other's run.
+    Every turn of a contender starts after `gap_s` idle seconds, so no framework's spinning
+    threads linger into the other's run; a turn is `block` training iterations back to back
+    (each timed on its own), as a training loop runs them.
     """
     xp = get_xp(device)
     torch_models = import_torch_models(device) if compare_torch else None
@@ -190,7 +191,7 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
     tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph)
     tinynet.warm_up(warmup)
     result = {"model": model_name, "device": device, "batch_size": batch_size, "hidden": hidden,
-              "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "threads": threads,
+              "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "block": block, "threads": threads,
               "tinynet_path": tinynet_path(xp, cuda_graph), "blas": blas_info(), "peak_mem_mb": peak_rss_mb()}
     if xp is not np:
         # the pool keeps every block it ever allocated, so what it holds is its peak
@@ -201,9 +202,10 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
                                           initial, threads, torch_tf32))
         result["torch_tf32"] = torch_tf32
         contenders[1].warm_up(warmup)
-    for _ in range(iters):
+    for turn in range(0, iters, block):
         for contender in contenders:
-            contender.train_s.append(timed(contender.train, contender.sync, gap_s))
+            for i in range(min(block, iters - turn)):
+                contender.train_s.append(timed(contender.train, contender.sync, gap_s if i == 0 else 0.0))
     for _ in range(iters):
         for contender in contenders:
             contender.infer_s.append(timed(contender.infer, contender.sync, gap_s))
@@ -228,7 +230,7 @@ def report(r):
     """The human-readable lines of one measurement."""
     shape = f"hidden {r['hidden']}, {r['layers']} layers" if r["model"] == "cnn-lstm" else "no LSTM"
     lines = [f"{r['model']} on {r['device']} ({r['threads']} threads), batch {r['batch_size']}, {shape}: "
-             f"{r['iters']} iterations after {r['warmup']} warm-up, load {r['loadavg_1m'][0]:.2f} -> "
+             f"{r['iters']} iterations after {r['warmup']} warm-up, {r['block']} per turn, load {r['loadavg_1m'][0]:.2f} -> "
              f"{r['loadavg_1m'][1]:.2f}", f"  BLAS: {r['blas']}"]
     frameworks = [(f"tinynet ({r['tinynet_path']})", "")] + ([("pytorch", "torch_")] if "ratio" in r else [])
     for name, prefix in frameworks:
@@ -263,7 +265,7 @@ def add_common_args(parser):
                         help="GPU: let PyTorch use TF32 tensor cores (its default for convolutions); "
                              "off, both compute in float32")
     parser.add_argument("--gap", type=float, default=GAP_S,
-                        help="idle seconds before each timed run (lets spinning worker threads sleep)")
+                        help="idle seconds before each turn of a framework (lets spinning worker threads sleep)")
 
 
 def parse_args(argv=None):
@@ -273,9 +275,12 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=PRESETS["paper"]["batch_size"])
     parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="LSTM hidden size")
     parser.add_argument("--iters", type=int, default=20, help="timed iterations")
+    parser.add_argument("--block", type=int, default=1,
+                        help="training iterations per turn, back to back (default 1: the frameworks alternate "
+                             "every iteration)")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
-    for key in ("batch_size", "hidden", "layers", "iters"):
+    for key in ("batch_size", "hidden", "layers", "iters", "block"):
         if getattr(args, key) <= 0:
             parser.error(f"--{key.replace('_', '-')} must be positive")
     return args
@@ -284,8 +289,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     result = measure(args.model, args.device, args.batch_size, args.hidden, args.layers, args.iters,
-                     args.warmup, args.compare_torch, gap_s=args.gap,
-                     threads=args.threads, cuda_graph=args.cuda_graph, torch_tf32=args.torch_tf32)
+                     args.warmup, args.compare_torch, gap_s=args.gap, threads=args.threads,
+                     cuda_graph=args.cuda_graph, torch_tf32=args.torch_tf32, block=args.block)
     print(report(result), flush=True)
     if args.json:
         print(json.dumps(result))

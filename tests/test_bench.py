@@ -125,6 +125,27 @@ def test_bench_step_json_last_line():
     assert result["min_s_per_iter"] <= result["median_s_per_iter"] <= result["max_s_per_iter"]
 
 
+def test_bench_step_times_every_iteration_in_blocks(monkeypatch):
+    """--block 2 with 3 iterations: turns of 2 and 1, three timings, the gap only before a turn."""
+    import bench.step as step
+
+    gaps = []
+
+    def recording_timed(run, sync, gap_s=0.0):
+        gaps.append(gap_s)
+        return timed(run, sync, 0.0)
+
+    timed = step.timed
+    monkeypatch.setattr(step, "timed", recording_timed)
+    result = step.measure(iters=3, warmup=1, hidden=8, layers=1, batch_size=4, gap_s=0.01, block=2)
+    # after the warm-up calls: the training turns (2 + 1), then the 3 inference passes
+    assert gaps[-6:] == [0.01, 0.0, 0.01, 0.01, 0.01, 0.01]
+    assert result["block"] == 2
+    assert 0 < result["min_s_per_iter"] <= result["median_s_per_iter"] <= result["max_s_per_iter"]
+    done = run_bench("--iters", "2", "--block", "0")
+    assert done.returncode == 2 and "--block must be positive" in done.stderr
+
+
 @pytest.mark.skipif(gpu_unavailable_reason() is None, reason="a GPU is present: the no-GPU error cannot be provoked")
 def test_bench_step_gpu_without_gpu_exits_2():
     done = run_bench("--device", "gpu", "--iters", "1")
