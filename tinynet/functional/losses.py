@@ -29,9 +29,14 @@ def l2_penalty(weights, lam):
 
     Returns (penalty, {name: 2 lam w}). Callers pass weights only, never biases.
     """
-    grads = {name: (2 * lam) * w for name, w in weights.items()}
     penalty = sum(xp_of(w).sum(w * w) for w in weights.values()) * lam
-    return penalty, grads
+    return penalty, l2_gradients(weights, lam)
+
+
+def l2_gradients(weights, lam):
+    """The gradient of eq. (17) alone, {name: 2 lam w}: a training step needs no penalty value
+    (summing the squares of a million weights costs about 2 ms on the CPU)."""
+    return {name: (2 * lam) * w for name, w in weights.items()}
 
 
 def softmax_cross_entropy(logits, labels):
