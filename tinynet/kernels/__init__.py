@@ -51,7 +51,9 @@ def gpu_kernels(*arrays):
     first use, so the CPU path never touches it.
     """
     global _cuda_fused
-    if not ENABLED or not all(is_gpu_array(a) and a.dtype in _KERNEL_DTYPES for a in arrays):
+    if not ENABLED or type(arrays[0]) is np.ndarray:  # the common CPU case, decided at once
+        return None
+    if not all(is_gpu_array(a) and a.dtype in _KERNEL_DTYPES for a in arrays):
         return None
     if _cuda_fused is None:
         from . import cuda_fused
