@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of one session on a CUDA machine, in the order of their value: the fused
-# kernels and the CUDA graph, the step benchmark side by side with PyTorch, the training
-# speed (the paper's 500k-iteration run), then every [gpu] test variant.
+# kernels and the CUDA graph, the step benchmark side by side with PyTorch, where a step's
+# time goes (graph_parts), the training speed (the paper's 500k-iteration run), then every
+# [gpu] test variant.
 # Usage: bash bench/gpu_checks.sh OUT_DIR [CHECK ...]   (logs and JSON lines go to OUT_DIR;
 # the CHECK names, e.g. step_lstm gpu_tests, pick some of the checks below, default all)
 set -u
@@ -27,5 +28,6 @@ run step_cnn 50 $py -m bench.step --device gpu --model cnn-cnn --compare-torch -
 run step_cnn_tf32 50 $py -m bench.step --device gpu --model cnn-cnn --compare-torch --torch-tf32 --iters 50 --gap 0 --json
 run step_cnn_eager 50 $py -m bench.step --device gpu --model cnn-cnn --no-cuda-graph --compare-torch --iters 50 --gap 0 --json
 run step_lstm_eager 40 $py -m bench.step --device gpu --model cnn-lstm --no-cuda-graph --iters 5 --warmup 2 --gap 0 --json
+run graph_parts 60 $py -m bench.graph_parts --json
 run train_speed 75 $py -m bench.train_speed --device gpu --iters 1000 --json
 run gpu_tests 150 $py -m pytest -q -p no:cacheprovider -m gpu tests

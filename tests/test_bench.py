@@ -154,6 +154,14 @@ def test_bench_step_gpu_without_gpu_exits_2():
     assert len(lines) == 1 and lines[0].startswith("error: --device gpu") and "--device cpu" in lines[0]
 
 
+@pytest.mark.skipif(gpu_unavailable_reason() is None, reason="a GPU is present: the no-GPU error cannot be provoked")
+def test_graph_parts_without_gpu_exits_2():
+    done = subprocess.run([sys.executable, "-m", "bench.graph_parts"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: --device gpu")
+
+
 def test_scaling_table_rows_fill_the_header():
     from bench.scaling import table_header, table_row
 
