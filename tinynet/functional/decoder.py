@@ -61,7 +61,8 @@ def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_
     first H columns are dh_next of step t-1, and dc_prev (N, H).
     """
     kernels = _fused_kernels(d_up, dh_next, dc_next, W_input_T, da_out, cache[0])
-    if kernels is not None and W_input_T.flags.c_contiguous and kernels.fits_layer_step_backward(d_up):
+    if (kernels is not None and W_input_T.flags.c_contiguous and da_out.flags.c_contiguous
+            and cache[0].flags.c_contiguous and kernels.fits_layer_step_backward(d_up)):
         return kernels.lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out)
     if mask is None:
         dh = d_up + dh_next

@@ -13,9 +13,9 @@ signature), in one kernel launch instead of a dozen elementwise ones and their t
 The LSTM and Adam kernels are cupy.ElementwiseKernels (the LSTM ones over the (N, H) cell
 positions), generic in the float type T; the (N, 4H) gate arrays are `raw` arguments
 indexed by hand, because one position reads and writes four gates. The decoder's step
-kernels and the matrix product are templated RawModule kernels (see their comments below). The kernels are built on first use and
-memoized (CuPy then compiles and caches the machine code per dtype). Constants are cast to
-T so that float32 stays float32.
+kernels and the matrix product are templated RawModule kernels (see their comments below).
+The kernels are built on first use and memoized (CuPy then compiles and caches the machine
+code per dtype). Constants are cast to T so that float32 stays float32.
 
 Nothing here synchronises with the host or allocates outside CuPy's memory pool, so the
 kernels can be captured in a CUDA graph (tinynet.kernels.cuda_graph).
@@ -591,13 +591,12 @@ def _backward_shared_bytes(H, itemsize):
 
 def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out):
     """tinynet.functional.decoder.lstm_layer_step_backward in one kernel (C-contiguous
-    W_input_T and da_out; every array of one dtype). Returns d_input and dc_prev."""
+    W_input_T, da_out and cached gates; every array of one dtype). Returns d_input and dc_prev."""
     gates, c_prev, tanh_c, literal_eq13 = cache
     N, H = d_up.shape
     J = W_input_T.shape[1]
     dtype = d_up.dtype
-    if not da_out.flags.c_contiguous:
-        raise ValueError("da_out must be C-contiguous")
+    c_prev, tanh_c = cupy.ascontiguousarray(c_prev), cupy.ascontiguousarray(tanh_c)
     mask = None if mask is None else cupy.ascontiguousarray(mask)
     dc_next = cupy.ascontiguousarray(dc_next)
     dc_prev = cupy.empty((N, H), dtype=dtype)
