@@ -191,7 +191,8 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
     tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph)
     tinynet.warm_up(warmup)
     result = {"model": model_name, "device": device, "batch_size": batch_size, "hidden": hidden,
-              "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "block": block, "threads": threads,
+              "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "block": block,
+              "threads": threads,
               "tinynet_path": tinynet_path(xp, cuda_graph), "blas": blas_info(), "peak_mem_mb": peak_rss_mb()}
     if xp is not np:
         # the pool keeps every block it ever allocated, so what it holds is its peak
@@ -230,8 +231,8 @@ def report(r):
     """The human-readable lines of one measurement."""
     shape = f"hidden {r['hidden']}, {r['layers']} layers" if r["model"] == "cnn-lstm" else "no LSTM"
     lines = [f"{r['model']} on {r['device']} ({r['threads']} threads), batch {r['batch_size']}, {shape}: "
-             f"{r['iters']} iterations after {r['warmup']} warm-up, {r['block']} per turn, load {r['loadavg_1m'][0]:.2f} -> "
-             f"{r['loadavg_1m'][1]:.2f}", f"  BLAS: {r['blas']}"]
+             f"{r['iters']} iterations after {r['warmup']} warm-up, {r['block']} per turn, "
+             f"load {r['loadavg_1m'][0]:.2f} -> {r['loadavg_1m'][1]:.2f}", f"  BLAS: {r['blas']}"]
     frameworks = [(f"tinynet ({r['tinynet_path']})", "")] + ([("pytorch", "torch_")] if "ratio" in r else [])
     for name, prefix in frameworks:
         lines.append(f"  {name:15s} train {r[prefix + 'median_s_per_iter']:.4f} s/iter (min "
