@@ -529,27 +529,182 @@ __global__ void tinynet_output_row_backward(const T* __restrict__ dy, const long
     }
     d_top[e] = acc;
 }
+
+// The whole forward sweep of the decoder (eqs. 8-14, all T steps and L layers) in one
+// launch, so the 6 T dependent steps cost no launch each. Block (u, g) owns UNITS hidden
+// units of every layer (their 4 UNITS gate columns of every layer's step weights stay in
+// shared memory for the whole sweep) and the R batch rows of row group g. Batch rows never
+// meet in the decoder, so only the gridDim.x blocks of one row group wait for each other:
+// after each layer step they count themselves on their group's counter, and the next step
+// waits until all of them have (every block must be resident: the host launches at most
+// one block per multiprocessor). The output row needs h of all units, so every block of a
+// group computes it for its rows after that wait (block u = 0 also stores it) and keeps it
+// for the bottom layer of the next step. Data that other blocks wrote during the sweep is
+// read through L2 (__ldcg), past the multiprocessor's own L1.
+__device__ void wait_for_group(const int* counter, const int target) {
+    if (threadIdx.x == 0) {
+        while (*(volatile const int*)counter < target) {
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+__device__ void count_in_group(int* counter) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(counter, 1);
+    }
+}
+
+template <typename T, int UNITS, int ROWS>
+__global__ void __launch_bounds__(256) tinynet_decoder_forward(
+        T* steps, const T* __restrict__ W, const T* __restrict__ a_fixed, const T* __restrict__ mask,
+        const T* __restrict__ W_out, const T* __restrict__ b_out, T* top, T* __restrict__ y,
+        T* __restrict__ gates, T* __restrict__ c_seq, T* __restrict__ tanh_c, int* counters,
+        const int N, const int T_steps, const int H, const int D, const int L, const int R,
+        const int has_mask, const int literal_eq13) {
+    constexpr int COLS = 4 * UNITS, SLICES = 256 / COLS;
+    extern __shared__ __align__(16) unsigned char shared_bytes[];
+    const int K0 = H + D + 1, K1 = 2 * H + 1, K_max = max(max(K0, K1), H);
+    const int u = blockIdx.x, unit_groups = gridDim.x, n0 = blockIdx.y * R, rows = min(R, N - n0);
+    const int tid = threadIdx.x, col = tid % COLS, slice = tid / COLS;
+    const long long H4 = 4LL * H;
+    T* W_local = reinterpret_cast<T*>(shared_bytes);          // [K0 + (L-1) K1][COLS]
+    T* x = W_local + (long long)(K0 + (L - 1) * K1) * COLS;  // [R][K_max]: this step's inputs
+    T* partial = x + R * K_max;                                // [SLICES][ROWS][COLS]
+    T* c_state = partial + SLICES * ROWS * COLS;               // [L][R][UNITS]
+    T* y_prev = c_state + L * R * UNITS;                       // [R][D]
+
+    // local column g UNITS + j is gate g of unit u UNITS + j
+    for (int l = 0, k_offset = 0; l < L; k_offset += (l == 0 ? K0 : K1), ++l) {
+        const int K = l == 0 ? K0 : K1;
+        for (int e = tid; e < K * COLS; e += 256) {
+            const int k = e / COLS, gate = e % COLS / UNITS, unit = u * UNITS + e % UNITS;
+            W_local[(long long)k_offset * COLS + e] =
+                unit < H ? W[((long long)k_offset + k) * H4 + gate * H + unit] : T(0);
+        }
+    }
+    for (int e = tid; e < L * R * UNITS; e += 256) c_state[e] = T(0);
+    for (int e = tid; e < R * D; e += 256) y_prev[e] = T(0);
+    __syncthreads();
+
+    int stage = 0;
+    for (int t = 0; t < T_steps; ++t) {
+        for (int l = 0; l < L; ++l) {
+            const int K = l == 0 ? K0 : K1;
+            const long long layer_offset = l == 0 ? 0 : (long long)T_steps * N * (K0 + (l - 1) * K1);
+            const T* step_rows = steps + layer_offset + ((long long)t * N + n0) * K;
+            if (stage > 0) wait_for_group(counters + blockIdx.y, unit_groups * stage);
+            for (int e = tid; e < rows * K; e += 256) {
+                const int r = e / K, k = e % K;
+                x[r * K + k] = (l == 0 && k >= H && k < H + D) ? y_prev[r * D + k - H]
+                                                                : __ldcg(step_rows + (long long)r * K + k);
+            }
+            __syncthreads();
+            const T* W_layer = W_local + (long long)(l == 0 ? 0 : K0 + (l - 1) * K1) * COLS;
+            const int chunk = (K + SLICES - 1) / SLICES, begin = min(K, slice * chunk), end = min(K, begin + chunk);
+            for (int r0 = 0; r0 < rows; r0 += ROWS) {
+                T acc[ROWS];
+                const T* x_rows[ROWS];
+#pragma unroll
+                for (int i = 0; i < ROWS; ++i) {
+                    acc[i] = T(0);
+                    x_rows[i] = x + min(r0 + i, rows - 1) * K;
+                }
+#pragma unroll 4
+                for (int k = begin; k < end; ++k) {
+                    const T w = W_layer[k * COLS + col];
+#pragma unroll
+                    for (int i = 0; i < ROWS; ++i) acc[i] += x_rows[i][k] * w;
+                }
+#pragma unroll
+                for (int i = 0; i < ROWS; ++i) partial[(slice * ROWS + i) * COLS + col] = acc[i];
+                __syncthreads();
+                const int i = tid / UNITS, j = tid % UNITS, r = r0 + i, unit = u * UNITS + j;
+                if (tid < ROWS * UNITS && r < rows && unit < H) {
+                    const int n = n0 + r;
+                    T a[4];
+#pragma unroll
+                    for (int g = 0; g < 4; ++g) {
+                        a[g] = partial[i * COLS + g * UNITS + j];
+                        for (int s = 1; s < SLICES; ++s) a[g] += partial[(s * ROWS + i) * COLS + g * UNITS + j];
+                    }
+                    if (l == 0) {
+#pragma unroll
+                        for (int g = 0; g < 4; ++g) a[g] += a_fixed[((long long)t * N + n) * H4 + g * H + unit];
+                    }
+                    T& c = c_state[(l * R + r) * UNITS + j];
+                    T c_new, tanh_c_new, h;
+                    lstm_cell_forward_at(a[0], a[1], a[2], a[3], c, literal_eq13 != 0, c_new, tanh_c_new, h);
+                    c = c_new;
+                    const long long at = (((long long)l * T_steps + t) * N + n) * H + unit;
+#pragma unroll
+                    for (int g = 0; g < 4; ++g) gates[(((long long)l * T_steps + t) * N + n) * H4 + g * H + unit] = a[g];
+                    tanh_c[at] = tanh_c_new;
+                    c_seq[(((long long)l * (T_steps + 1) + t + 1) * N + n) * H + unit] = c_new;
+                    if (t + 1 < T_steps) steps[layer_offset + ((long long)(t + 1) * N + n) * K + unit] = h;
+                    const T up = has_mask ? h * mask[at] : h;
+                    if (l + 1 < L)
+                        steps[(long long)T_steps * N * (K0 + l * K1) + ((long long)t * N + n) * K1 + H + unit] = up;
+                    else
+                        top[((long long)t * N + n) * H + unit] = up;
+                }
+                __syncthreads();
+            }
+            count_in_group(counters + blockIdx.y);
+            ++stage;
+        }
+        // eq. (14) for this group's rows, once every unit of the top layer is in
+        wait_for_group(counters + blockIdx.y, unit_groups * stage);
+        for (int e = tid; e < rows * H; e += 256) x[e] = __ldcg(top + ((long long)t * N + n0) * H + e);
+        __syncthreads();
+        for (int e = tid; e < rows * D; e += 256) {
+            const int r = e / D, j = e % D;
+            T z = T(0);
+            for (int k = 0; k < H; ++k) z += x[r * H + k] * W_out[(long long)k * D + j];
+            const T out = sigmoid_by_tanh(z + b_out[j]);
+            y_prev[e] = out;
+            if (u == 0) {
+                y[((long long)t * N + n0 + r) * D + j] = out;
+                if (t + 1 < T_steps) steps[((long long)(t + 1) * N + n0 + r) * K0 + H + j] = out;
+            }
+        }
+        __syncthreads();
+    }
+}
 """
 # (K slices, batch rows) per block, the fastest of those timed in a CUDA graph on an H200
 # (batch 100, hidden 128; bench/RESULTS.md): forward (8, 4) 7.3 us, backward (8, 2) 6.2 us
 _FORWARD_SLICES, _FORWARD_ROWS = 8, 4
 _BACKWARD_SLICES, _BACKWARD_ROWS = 8, 2
 _OUTPUT_SLICES = 8
+# The whole forward sweep: hidden units per block (their 4 UNITS gate columns of every
+# layer stay in shared memory: 152 KB at hidden 128, 5 layers, in either dtype) and the
+# batch rows each thread accumulates at once
+_SWEEP_UNITS = {cupy.dtype(cupy.float32): 8, cupy.dtype(cupy.float64): 4}
+_SWEEP_ROWS, _SWEEP_THREADS = 4, 256
 _DECODER_KERNELS = (f"tinynet_lstm_layer_step<{{t}},{_FORWARD_SLICES},{_FORWARD_ROWS}>",
                     f"tinynet_lstm_layer_step_backward<{{t}},{_BACKWARD_SLICES},{_BACKWARD_ROWS}>",
-                    f"tinynet_output_row<{{t}},{_OUTPUT_SLICES}>", "tinynet_output_row_backward<{t}>")
+                    f"tinynet_output_row<{{t}},{_OUTPUT_SLICES}>", "tinynet_output_row_backward<{t}>",
+                    "tinynet_decoder_forward<{t},{units},%d>" % _SWEEP_ROWS)
 _SHARED_LIMIT = 48 * 1024
+
+
+def _decoder_kernel_name(index, dtype):
+    return _DECODER_KERNELS[index].format(t=_GEMM_TYPES[dtype], units=_SWEEP_UNITS[dtype])
 
 
 @functools.lru_cache(maxsize=None)
 def _decoder_module():
-    names = tuple(name.format(t=t) for t in _GEMM_TYPES.values() for name in _DECODER_KERNELS)
+    names = tuple(_decoder_kernel_name(index, dtype) for dtype in _GEMM_TYPES for index in range(len(_DECODER_KERNELS)))
     return cupy.RawModule(code=_DECODER_SOURCE, options=("-std=c++14",), name_expressions=names)
 
 
 @functools.lru_cache(maxsize=None)
 def _decoder_kernel(index, dtype):
-    return _decoder_module().get_function(_DECODER_KERNELS[index].format(t=_GEMM_TYPES[dtype]))
+    return _decoder_module().get_function(_decoder_kernel_name(index, cupy.dtype(dtype)))
 
 
 def _row_stride(a):
@@ -632,3 +787,63 @@ def output_row_backward(dy, dy_fed_back, y, W, dz_out):
         dy, _row_stride(dy), dy_fed_back, _row_stride(dy_fed_back), y, W, dz_out, d_top,
         np.int32(N), np.int32(H), np.int32(D)))
     return d_top
+
+
+@functools.lru_cache(maxsize=None)
+def _decoder_sweep_plan(N, H, D, L, dtype, device_id):
+    """(unit groups, row groups, rows per group, shared bytes) of tinynet_decoder_forward on
+    the device, or None where its blocks could not all be resident at once (one per
+    multiprocessor) or its weights do not fit a block's shared memory."""
+    multiprocessors = _multiprocessors(device_id)
+    units = _SWEEP_UNITS[cupy.dtype(dtype)]
+    unit_groups = -(-H // units)
+    if unit_groups > multiprocessors:
+        return None
+    rows = -(-N // min(N, multiprocessors // unit_groups))
+    row_groups = -(-N // rows)
+    K0, K1 = H + D + 1, 2 * H + 1
+    columns, slices = 4 * units, _SWEEP_THREADS // (4 * units)
+    elements = ((K0 + (L - 1) * K1) * columns + rows * max(K0, K1) + slices * _SWEEP_ROWS * columns
+                + L * rows * units + rows * D)
+    shared = elements * cupy.dtype(dtype).itemsize
+    if shared > cupy.cuda.Device(device_id).attributes["MaxSharedMemoryPerBlockOptin"]:
+        return None
+    return unit_groups, row_groups, rows, shared
+
+
+def _consecutive(arrays):
+    """Whether C-contiguous `arrays` lie one right after another in memory."""
+    return (all(a.flags.c_contiguous for a in arrays)
+            and all(b.data.ptr == a.data.ptr + a.nbytes for a, b in zip(arrays, arrays[1:])))
+
+
+def fits_decoder_forward(step_inputs, W_step, top):
+    """Whether decoder_forward can serve these buffers: each list's arrays consecutive in
+    one allocation, and the sweep's blocks resident at once on this device."""
+    T, N, H = top.shape
+    D = step_inputs[0].shape[2] - H - 1
+    return (_consecutive(step_inputs) and _consecutive(W_step)
+            and _decoder_sweep_plan(N, H, D, len(W_step), top.dtype, top.device.id) is not None)
+
+
+def decoder_forward(step_inputs, W_step, a_fixed, masks, W_out, b_out, top, y, literal_eq13):
+    """tinynet.functional.decoder.decoder_forward in one kernel (buffers as
+    fits_decoder_forward requires; every array of one dtype). Returns the cell caches."""
+    T, N, H = top.shape
+    L, D = len(W_step), y.shape[2]
+    dtype = top.dtype
+    unit_groups, row_groups, rows, shared = _decoder_sweep_plan(N, H, D, L, dtype, top.device.id)
+    gates = cupy.empty((L, T, N, 4 * H), dtype=dtype)
+    c_seq = cupy.zeros((L, T + 1, N, H), dtype=dtype)
+    tanh_c = cupy.empty((L, T, N, H), dtype=dtype)
+    counters = cupy.zeros(row_groups, dtype=cupy.int32)
+    a_fixed, W_out, b_out = (cupy.ascontiguousarray(a) for a in (a_fixed, W_out, b_out))
+    masks = None if masks is None else cupy.ascontiguousarray(masks)
+    kernel = _decoder_kernel(4, dtype)
+    kernel.max_dynamic_shared_size_bytes = shared
+    kernel((unit_groups, row_groups, 1), (_SWEEP_THREADS, 1, 1), (
+        step_inputs[0], W_step[0], a_fixed, a_fixed if masks is None else masks, W_out, b_out, top, y,
+        gates, c_seq, tanh_c, counters, np.int32(N), np.int32(T), np.int32(H), np.int32(D), np.int32(L),
+        np.int32(rows), np.int32(masks is not None), np.int32(bool(literal_eq13))), shared_mem=shared)
+    return [[(gates[l, t], c_seq[l, t], tanh_c[l, t], literal_eq13) for t in range(T)] for l in range(L)]
+
