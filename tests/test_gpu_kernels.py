@@ -27,7 +27,8 @@ def cp():
 
 
 def normwise_error(actual, expected):
-    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+    """max |actual - expected| / max |expected| (0 where both are all zeros)."""
+    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), np.finfo(expected.dtype).tiny))
 
 
 def assert_close(actual_gpu, expected, dtype):
@@ -227,6 +228,8 @@ def test_eq08_eq14_decoder_forward_sweep_matches_numpy(cp, monkeypatch, sizes, d
     from tinynet.layers import LSTMDecoder
 
     N, T, H, D, L = sizes
+    # float64 at the paper's size needs more shared memory than a block has: per-step kernels
+    sweep_fits = cuda_fused._decoder_sweep_plan(N, H, D, L, np.dtype(dtype), cp.cuda.Device().id) is not None
     sweeps = []
     if path == "sweep":
         monkeypatch.setattr(cuda_fused, "decoder_forward",
@@ -248,7 +251,7 @@ def test_eq08_eq14_decoder_forward_sweep_matches_numpy(cp, monkeypatch, sizes, d
         _, _, step_inputs, top, _, cell_caches, _, _ = decoder.cache
         caches = [part for layer in cell_caches for cache in layer for part in cache[:3]]
         results[device] = [y, top, *step_inputs, *caches]
-    assert len(sweeps) == (path == "sweep")
+    assert len(sweeps) == (path == "sweep" and sweep_fits)
     tolerance = 1e-4 if dtype == np.float32 else RTOL[np.float64]
     for actual, expected in zip(results["gpu"], results["cpu"]):
         actual = cp.asnumpy(actual)

@@ -558,6 +558,47 @@ __device__ void count_in_group(int* counter) {
     }
 }
 
+// Copies `count` consecutive values that other blocks wrote into shared memory, all of a
+// thread's loads in flight at once (up to 16); source(e) gives the e-th value.
+template <typename T, typename Source>
+__device__ void gather(T* destination, const int count, const Source& source) {
+    constexpr int DEPTH = 16;
+    for (int e0 = threadIdx.x; e0 < count; e0 += DEPTH * 256) {
+        T values[DEPTH];
+#pragma unroll
+        for (int q = 0; q < DEPTH; ++q) values[q] = e0 + q * 256 < count ? source(e0 + q * 256) : T(0);
+#pragma unroll
+        for (int q = 0; q < DEPTH; ++q)
+            if (e0 + q * 256 < count) destination[e0 + q * 256] = values[q];
+    }
+}
+
+// partial[slice][r][column] = sum over this thread's slice of K of x[r][k] w[k][column],
+// for the block's `rows` rows, up to ROWS of them per pass (the x loads are broadcasts)
+template <typename T, int ROWS, int COLS>
+__device__ void partial_products(const T* x, const int x_ld, const T* w, const int w_ld, const int K,
+                                 const int rows, const int column, const int slice, const int slices, T* partial) {
+    const int chunk = (K + slices - 1) / slices, begin = min(K, slice * chunk), end = min(K, begin + chunk);
+    for (int r0 = 0; r0 < rows; r0 += ROWS) {
+        T acc[ROWS];
+        int x_at[ROWS];
+#pragma unroll
+        for (int i = 0; i < ROWS; ++i) {
+            acc[i] = T(0);
+            x_at[i] = min(r0 + i, rows - 1) * x_ld;
+        }
+#pragma unroll 2
+        for (int k = begin; k < end; ++k) {
+            const T weight = w[k * w_ld + column];
+#pragma unroll
+            for (int i = 0; i < ROWS; ++i) acc[i] += x[x_at[i] + k] * weight;
+        }
+#pragma unroll
+        for (int i = 0; i < ROWS; ++i)
+            if (r0 + i < rows) partial[(slice * rows + r0 + i) * COLS + column] = acc[i];
+    }
+}
+
 template <typename T, int UNITS, int ROWS>
 __global__ void __launch_bounds__(256) tinynet_decoder_forward(
         T* steps, const T* __restrict__ W, const T* __restrict__ a_fixed, const T* __restrict__ mask,
@@ -565,16 +606,18 @@ __global__ void __launch_bounds__(256) tinynet_decoder_forward(
         T* __restrict__ gates, T* __restrict__ c_seq, T* __restrict__ tanh_c, int* counters,
         const int N, const int T_steps, const int H, const int D, const int L, const int R,
         const int has_mask, const int literal_eq13) {
-    constexpr int COLS = 4 * UNITS, SLICES = 256 / COLS;
+    constexpr int COLS = 4 * UNITS, SLICES = 256 / COLS, OUT_SLICES = 256 / 32;
     extern __shared__ __align__(16) unsigned char shared_bytes[];
-    const int K0 = H + D + 1, K1 = 2 * H + 1, K_max = max(max(K0, K1), H);
+    const int K0 = H + D + 1, K1 = 2 * H + 1, K_max = max(K0, K1);
     const int u = blockIdx.x, unit_groups = gridDim.x, n0 = blockIdx.y * R, rows = min(R, N - n0);
-    const int tid = threadIdx.x, col = tid % COLS, slice = tid / COLS;
+    const int tid = threadIdx.x;
     const long long H4 = 4LL * H;
     T* W_local = reinterpret_cast<T*>(shared_bytes);          // [K0 + (L-1) K1][COLS]
-    T* x = W_local + (long long)(K0 + (L - 1) * K1) * COLS;  // [R][K_max]: this step's inputs
-    T* partial = x + R * K_max;                                // [SLICES][ROWS][COLS]
-    T* c_state = partial + SLICES * ROWS * COLS;               // [L][R][UNITS]
+    T* W_out_local = W_local + (long long)(K0 + (L - 1) * K1) * COLS;  // [H][D]
+    T* x = W_out_local + H * D;                                // [R][K_max]: a step's inputs
+    T* partial = x + R * K_max;                                  // [256 / COLS][R][COLS]
+    T* fixed = partial + 256 * R;                              // [R][COLS]: a_fixed's columns
+    T* c_state = fixed + R * COLS;                             // [L][R][UNITS]
     T* y_prev = c_state + L * R * UNITS;                       // [R][D]
 
     // local column g UNITS + j is gate g of unit u UNITS + j
@@ -586,6 +629,7 @@ __global__ void __launch_bounds__(256) tinynet_decoder_forward(
                 unit < H ? W[((long long)k_offset + k) * H4 + gate * H + unit] : T(0);
         }
     }
+    for (int e = tid; e < H * D; e += 256) W_out_local[e] = W_out[e];
     for (int e = tid; e < L * R * UNITS; e += 256) c_state[e] = T(0);
     for (int e = tid; e < R * D; e += 256) y_prev[e] = T(0);
     __syncthreads();
@@ -596,82 +640,74 @@ __global__ void __launch_bounds__(256) tinynet_decoder_forward(
             const int K = l == 0 ? K0 : K1;
             const long long layer_offset = l == 0 ? 0 : (long long)T_steps * N * (K0 + (l - 1) * K1);
             const T* step_rows = steps + layer_offset + ((long long)t * N + n0) * K;
-            if (stage > 0) wait_for_group(counters + blockIdx.y, unit_groups * stage);
-            for (int e = tid; e < rows * K; e += 256) {
-                const int r = e / K, k = e % K;
-                x[r * K + k] = (l == 0 && k >= H && k < H + D) ? y_prev[r * D + k - H]
-                                                                : __ldcg(step_rows + (long long)r * K + k);
+            if (l == 0) {  // the bottom layer's x_t and v terms do not wait for anyone
+                for (int e = tid; e < rows * COLS; e += 256) {
+                    const int r = e / COLS, gate = e % COLS / UNITS, unit = u * UNITS + e % UNITS;
+                    fixed[e] = unit < H ? a_fixed[((long long)t * N + n0 + r) * H4 + gate * H + unit] : T(0);
+                }
             }
+            if (stage > 0) wait_for_group(counters + blockIdx.y, unit_groups * stage);
+            gather(x, rows * K, [&](const int e) {
+                const int k = e % K;
+                return (l == 0 && k >= H && k < H + D) ? y_prev[e / K * D + k - H] : __ldcg(step_rows + e);
+            });
             __syncthreads();
-            const T* W_layer = W_local + (long long)(l == 0 ? 0 : K0 + (l - 1) * K1) * COLS;
-            const int chunk = (K + SLICES - 1) / SLICES, begin = min(K, slice * chunk), end = min(K, begin + chunk);
-            for (int r0 = 0; r0 < rows; r0 += ROWS) {
-                T acc[ROWS];
-                const T* x_rows[ROWS];
+            partial_products<T, ROWS, COLS>(x, K, W_local + (long long)(l == 0 ? 0 : K0 + (l - 1) * K1) * COLS, COLS,
+                                            K, rows, tid % COLS, tid / COLS, SLICES, partial);
+            __syncthreads();
+            for (int e = tid; e < rows * UNITS; e += 256) {
+                const int r = e / UNITS, j = e % UNITS, unit = u * UNITS + j, n = n0 + r;
+                if (unit >= H) continue;
+                T a[4];
 #pragma unroll
-                for (int i = 0; i < ROWS; ++i) {
-                    acc[i] = T(0);
-                    x_rows[i] = x + min(r0 + i, rows - 1) * K;
+                for (int g = 0; g < 4; ++g) {
+                    a[g] = l == 0 ? fixed[r * COLS + g * UNITS + j] : T(0);
+#pragma unroll
+                    for (int s = 0; s < SLICES; ++s) a[g] += partial[(s * rows + r) * COLS + g * UNITS + j];
                 }
-#pragma unroll 4
-                for (int k = begin; k < end; ++k) {
-                    const T w = W_layer[k * COLS + col];
+                T& c = c_state[(l * R + r) * UNITS + j];
+                T c_new, tanh_c_new, h;
+                lstm_cell_forward_at(a[0], a[1], a[2], a[3], c, literal_eq13 != 0, c_new, tanh_c_new, h);
+                c = c_new;
+                const long long at = (((long long)l * T_steps + t) * N + n) * H + unit;
 #pragma unroll
-                    for (int i = 0; i < ROWS; ++i) acc[i] += x_rows[i][k] * w;
-                }
-#pragma unroll
-                for (int i = 0; i < ROWS; ++i) partial[(slice * ROWS + i) * COLS + col] = acc[i];
-                __syncthreads();
-                const int i = tid / UNITS, j = tid % UNITS, r = r0 + i, unit = u * UNITS + j;
-                if (tid < ROWS * UNITS && r < rows && unit < H) {
-                    const int n = n0 + r;
-                    T a[4];
-#pragma unroll
-                    for (int g = 0; g < 4; ++g) {
-                        a[g] = partial[i * COLS + g * UNITS + j];
-                        for (int s = 1; s < SLICES; ++s) a[g] += partial[(s * ROWS + i) * COLS + g * UNITS + j];
-                    }
-                    if (l == 0) {
-#pragma unroll
-                        for (int g = 0; g < 4; ++g) a[g] += a_fixed[((long long)t * N + n) * H4 + g * H + unit];
-                    }
-                    T& c = c_state[(l * R + r) * UNITS + j];
-                    T c_new, tanh_c_new, h;
-                    lstm_cell_forward_at(a[0], a[1], a[2], a[3], c, literal_eq13 != 0, c_new, tanh_c_new, h);
-                    c = c_new;
-                    const long long at = (((long long)l * T_steps + t) * N + n) * H + unit;
-#pragma unroll
-                    for (int g = 0; g < 4; ++g) gates[(((long long)l * T_steps + t) * N + n) * H4 + g * H + unit] = a[g];
-                    tanh_c[at] = tanh_c_new;
-                    c_seq[(((long long)l * (T_steps + 1) + t + 1) * N + n) * H + unit] = c_new;
-                    if (t + 1 < T_steps) steps[layer_offset + ((long long)(t + 1) * N + n) * K + unit] = h;
-                    const T up = has_mask ? h * mask[at] : h;
-                    if (l + 1 < L)
-                        steps[(long long)T_steps * N * (K0 + l * K1) + ((long long)t * N + n) * K1 + H + unit] = up;
-                    else
-                        top[((long long)t * N + n) * H + unit] = up;
-                }
-                __syncthreads();
+                for (int g = 0; g < 4; ++g) gates[(((long long)l * T_steps + t) * N + n) * H4 + g * H + unit] = a[g];
+                tanh_c[at] = tanh_c_new;
+                c_seq[(((long long)l * (T_steps + 1) + t + 1) * N + n) * H + unit] = c_new;
+                if (t + 1 < T_steps) steps[layer_offset + ((long long)(t + 1) * N + n) * K + unit] = h;
+                const T up = has_mask ? h * mask[at] : h;
+                if (l + 1 < L)
+                    steps[(long long)T_steps * N * (K0 + l * K1) + ((long long)t * N + n) * K1 + H + unit] = up;
+                else
+                    top[((long long)t * N + n) * H + unit] = up;
             }
             count_in_group(counters + blockIdx.y);
             ++stage;
         }
         // eq. (14) for this group's rows, once every unit of the top layer is in
         wait_for_group(counters + blockIdx.y, unit_groups * stage);
-        for (int e = tid; e < rows * H; e += 256) x[e] = __ldcg(top + ((long long)t * N + n0) * H + e);
+        const T* top_rows = top + ((long long)t * N + n0) * H;
+        gather(x, rows * H, [&](const int e) { return __ldcg(top_rows + e); });
         __syncthreads();
-        for (int e = tid; e < rows * D; e += 256) {
-            const int r = e / D, j = e % D;
-            T z = T(0);
-            for (int k = 0; k < H; ++k) z += x[r * H + k] * W_out[(long long)k * D + j];
-            const T out = sigmoid_by_tanh(z + b_out[j]);
-            y_prev[e] = out;
-            if (u == 0) {
-                y[((long long)t * N + n0 + r) * D + j] = out;
-                if (t + 1 < T_steps) steps[((long long)(t + 1) * N + n0 + r) * K0 + H + j] = out;
+        for (int j0 = 0; j0 < D; j0 += 32) {
+            if (j0 + tid % 32 < D)
+                partial_products<T, ROWS, 32>(x, H, W_out_local + j0, D, H, rows, tid % 32, tid / 32, OUT_SLICES,
+                                              partial);
+            __syncthreads();
+            for (int e = tid; e < rows * 32; e += 256) {
+                const int r = e / 32, j = j0 + e % 32;
+                if (j >= D) continue;
+                T z = T(0);
+                for (int s = 0; s < OUT_SLICES; ++s) z += partial[(s * rows + r) * 32 + e % 32];
+                const T out = sigmoid_by_tanh(z + b_out[j]);
+                y_prev[r * D + j] = out;
+                if (u == 0) {
+                    y[((long long)t * N + n0 + r) * D + j] = out;
+                    if (t + 1 < T_steps) steps[((long long)(t + 1) * N + n0 + r) * K0 + H + j] = out;
+                }
             }
+            __syncthreads();
         }
-        __syncthreads();
     }
 }
 """
@@ -684,7 +720,7 @@ _OUTPUT_SLICES = 8
 # layer stay in shared memory: 152 KB at hidden 128, 5 layers, in either dtype) and the
 # batch rows each thread accumulates at once
 _SWEEP_UNITS = {cupy.dtype(cupy.float32): 8, cupy.dtype(cupy.float64): 4}
-_SWEEP_ROWS, _SWEEP_THREADS = 4, 256
+_SWEEP_ROWS, _SWEEP_THREADS = 16, 256
 _DECODER_KERNELS = (f"tinynet_lstm_layer_step<{{t}},{_FORWARD_SLICES},{_FORWARD_ROWS}>",
                     f"tinynet_lstm_layer_step_backward<{{t}},{_BACKWARD_SLICES},{_BACKWARD_ROWS}>",
                     f"tinynet_output_row<{{t}},{_OUTPUT_SLICES}>", "tinynet_output_row_backward<{t}>",
@@ -802,8 +838,7 @@ def _decoder_sweep_plan(N, H, D, L, dtype, device_id):
     rows = -(-N // min(N, multiprocessors // unit_groups))
     row_groups = -(-N // rows)
     K0, K1 = H + D + 1, 2 * H + 1
-    columns, slices = 4 * units, _SWEEP_THREADS // (4 * units)
-    elements = ((K0 + (L - 1) * K1) * columns + rows * max(K0, K1) + slices * _SWEEP_ROWS * columns
+    elements = ((K0 + (L - 1) * K1) * 4 * units + H * D + rows * max(K0, K1) + _SWEEP_THREADS * rows + rows * 4 * units
                 + L * rows * units + rows * D)
     shared = elements * cupy.dtype(dtype).itemsize
     if shared > cupy.cuda.Device(device_id).attributes["MaxSharedMemoryPerBlockOptin"]:

@@ -127,8 +127,15 @@ class LSTMDecoder(Layer):
         xp, p = xp_of(self.params["out/W"]), self.params
         blocks = [[p[f"layer{l}/Wh"], p["layer0/Wy" if l == 0 else f"layer{l}/Wx"], p[f"layer{l}/b"][None]]
                   for l in range(self.num_layers)]
-        stacked = xp.concatenate([block for layer in blocks for block in layer])
-        return _consecutive_parts(stacked, [sum(len(block) for block in layer) for layer in blocks])
+        # filled block by block: CuPy's concatenate of this many arrays uploads a table of
+        # pointers, which a CUDA graph capture forbids
+        stacked = xp.empty((sum(len(block) for layer in blocks for block in layer), 4 * self.hidden_size),
+                           p["out/W"].dtype)
+        parts = _consecutive_parts(stacked, [sum(len(block) for block in layer) for layer in blocks])
+        for part, layer in zip(parts, blocks):
+            for view, block in zip(_consecutive_parts(part, [len(block) for block in layer]), layer):
+                view[...] = block
+        return parts
 
     @staticmethod
     def _step_input_buffers(xp, T, N, D, H, L, dtype):
