@@ -27,8 +27,7 @@ def cp():
 
 
 def normwise_error(actual, expected):
-    """max |actual - expected| / max |expected| (0 where both are all zeros)."""
-    return float(np.abs(actual - expected).max() / max(np.abs(expected).max(), np.finfo(expected.dtype).tiny))
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
 
 
 def assert_close(actual_gpu, expected, dtype):
@@ -211,52 +210,6 @@ def test_decoder_on_the_gpu_matches_the_cpu(cp, rng, monkeypatch):
         results[device] = [y, dx_rows, dv] + [decoder.grads[key] for key in sorted(decoder.grads)]
     for actual, expected in zip(results["gpu"], results["cpu"]):
         assert_close(actual, expected, np.float64)
-
-
-# (N, T, H, D, L): odd sizes, one row per group; the paper's sizes, 13 rows per group
-SWEEP_SIZES = [(7, 9, 12, 5, 3), (100, 28, 128, 28, 5)]
-
-
-@pytest.mark.parametrize("sizes", SWEEP_SIZES)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("path", ["sweep", "steps"])
-def test_eq08_eq14_decoder_forward_sweep_matches_numpy(cp, monkeypatch, sizes, dtype, path):
-    """The decoder's forward sweep on the GPU (one kernel, or one per step where the device
-    cannot hold the sweep) against the NumPy twin: outputs, step inputs and every cache.
-    float32 bound 1e-4: T steps of L layers compound the rounding (float64: 1e-12)."""
-    import tinynet.kernels.cuda_fused as cuda_fused
-    from tinynet.layers import LSTMDecoder
-
-    N, T, H, D, L = sizes
-    # float64 at the paper's size needs more shared memory than a block has: per-step kernels
-    sweep_fits = cuda_fused._decoder_sweep_plan(N, H, D, L, np.dtype(dtype), cp.cuda.Device().id) is not None
-    sweeps = []
-    if path == "sweep":
-        monkeypatch.setattr(cuda_fused, "decoder_forward",
-                            lambda *args, run=cuda_fused.decoder_forward: sweeps.append(1) or run(*args))
-    else:
-        monkeypatch.setattr(cuda_fused, "fits_decoder_forward", lambda *args: False)
-    generator = np.random.default_rng(11)
-    x_rows, v = generator.random((N, T, D)).astype(dtype), generator.standard_normal((N, 9)).astype(dtype)
-    results = {}
-    for device in ("cpu", "gpu"):
-        monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
-        decoder = LSTMDecoder(row_size=D, thought_size=9, hidden_size=H, num_layers=L,
-                              rng=np.random.default_rng(5), dropout=0.3, literal_eq13=T % 2 == 1, dtype=dtype)
-        put = cp.asarray if device == "gpu" else np.asarray
-        if device == "gpu":
-            decoder.to(cp)
-        decoder.masks.counter_on_cpu = device == "cpu"
-        y = decoder.forward(put(x_rows), put(v), train=True)
-        _, _, step_inputs, top, _, cell_caches, _, _ = decoder.cache
-        caches = [part for layer in cell_caches for cache in layer for part in cache[:3]]
-        results[device] = [y, top, *step_inputs, *caches]
-    assert len(sweeps) == (path == "sweep" and sweep_fits)
-    tolerance = 1e-4 if dtype == np.float32 else RTOL[np.float64]
-    for actual, expected in zip(results["gpu"], results["cpu"]):
-        actual = cp.asnumpy(actual)
-        assert actual.dtype == dtype
-        assert normwise_error(actual, expected) < tolerance
 
 
 GEMM_SHAPES = [(1, 1, 1), (5, 3, 7), (100, 512, 257), (37, 70, 2900), (32, 25, 9000), (64, 800, 5000),

@@ -7,9 +7,8 @@ weights W = [W^h; W^x (or W^y); b] followed by the cell of eqs. (8)-(13); its h 
 to two places: the layer's own next step input, and (after dropout) the input of the
 layer or output above. Over a 28-row image and 5 layers that is 140 such steps, strictly
 one after another, so on the GPU each of the four functions below is one fused kernel
-(tinynet.kernels.cuda_fused) instead of four to six small ones, and decoder_forward, the
-whole forward sweep, is a single kernel where the device can hold it. The NumPy code here
-is their reference twin and the CPU path.
+(tinynet.kernels.cuda_fused) instead of four to six small ones. The NumPy code here is
+their reference twin and the CPU path.
 """
 
 from ..backend import xp_of
@@ -17,36 +16,6 @@ from ..kernels import gpu_kernels
 from .activations import sigmoid
 from .lstm import lstm_cell_backward, lstm_cell_forward
 from .matmul import matmul
-
-
-def decoder_forward(step_inputs, W_step, a_fixed, masks, W_out, b_out, top, y, literal_eq13=False):
-    """The forward sweep of Figure 3 over T steps and L layers: eqs. (8)-(13) per layer,
-    eq. (14) per step, each output row fed back to the next step's bottom layer.
-
-    step_inputs: per layer l, (T, N, K_l) rows [h^l_{t-1}, input from below (y_{t-1} at the
-    bottom), 1] with h_0 = 0, y_0 = 0 and the constant column already in place; the sweep
-    fills the rest. W_step: per layer, (K_l, 4H) stacked weights. a_fixed: (T, N, 4H), the
-    bottom layer's x_t and v terms. masks: (L, T, N, H) dropout masks of the upward
-    connections, or None. top: (T, N, H) receives the output layer's input (after dropout);
-    y: (T, N, D) the output rows. Returns the cell caches, indexed [l][t].
-    """
-    kernels = _fused_kernels(a_fixed, W_out, b_out, top, y, *step_inputs, *W_step)
-    if kernels is not None and kernels.fits_decoder_forward(step_inputs, W_step, top):
-        return kernels.decoder_forward(step_inputs, W_step, a_fixed, masks, W_out, b_out, top, y, literal_eq13)
-    xp = xp_of(top)
-    T, N, H = top.shape
-    L = len(W_step)
-    c = [xp.zeros((N, H), top.dtype) for _ in range(L)]
-    cell_caches = [[None] * T for _ in range(L)]
-    for t in range(T):
-        for l in range(L):
-            c[l], cell_caches[l][t] = lstm_layer_step_forward(
-                step_inputs[l][t], W_step[l], c[l], a_fixed[t] if l == 0 else None,
-                None if masks is None else masks[l, t],
-                h_out=step_inputs[l][t + 1, :, :H] if t + 1 < T else None,
-                up_out=step_inputs[l + 1][t, :, H:-1] if l + 1 < L else top[t], literal_eq13=literal_eq13)
-        output_row_forward(top[t], W_out, b_out, y[t], step_inputs[0][t + 1, :, H:-1] if t + 1 < T else None)
-    return cell_caches
 
 
 def _fused_kernels(*arrays):

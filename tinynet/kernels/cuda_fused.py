@@ -529,218 +529,27 @@ __global__ void tinynet_output_row_backward(const T* __restrict__ dy, const long
     }
     d_top[e] = acc;
 }
-
-// The whole forward sweep of the decoder (eqs. 8-14, all T steps and L layers) in one
-// launch, so the 6 T dependent steps cost no launch each. Block (u, g) owns UNITS hidden
-// units of every layer (their 4 UNITS gate columns of every layer's step weights stay in
-// shared memory for the whole sweep) and the R batch rows of row group g. Batch rows never
-// meet in the decoder, so only the gridDim.x blocks of one row group wait for each other:
-// after each layer step they count themselves on their group's counter, and the next step
-// waits until all of them have (every block must be resident: the host launches at most
-// one block per multiprocessor). The output row needs h of all units, so every block of a
-// group computes it for its rows after that wait (block u = 0 also stores it) and keeps it
-// for the bottom layer of the next step. Data that other blocks wrote during the sweep is
-// read through L2 (__ldcg), past the multiprocessor's own L1.
-__device__ void wait_for_group(const int* counter, const int target) {
-    if (threadIdx.x == 0) {
-        while (*(volatile const int*)counter < target) {
-        }
-        __threadfence();
-    }
-    __syncthreads();
-}
-
-__device__ void count_in_group(int* counter) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        atomicAdd(counter, 1);
-    }
-}
-
-// Copies `count` consecutive values that other blocks wrote into shared memory, all of a
-// thread's loads in flight at once (up to 16); source(e) gives the e-th value.
-template <typename T, typename Source>
-__device__ void gather(T* destination, const int count, const Source& source) {
-    constexpr int DEPTH = 16;
-    for (int e0 = threadIdx.x; e0 < count; e0 += DEPTH * 256) {
-        T values[DEPTH];
-#pragma unroll
-        for (int q = 0; q < DEPTH; ++q) values[q] = e0 + q * 256 < count ? source(e0 + q * 256) : T(0);
-#pragma unroll
-        for (int q = 0; q < DEPTH; ++q)
-            if (e0 + q * 256 < count) destination[e0 + q * 256] = values[q];
-    }
-}
-
-// partial[slice][r][column] = sum over this thread's slice of K of x[r][k] w[k][column],
-// for the block's `rows` rows, up to ROWS of them per pass (the x loads are broadcasts)
-template <typename T, int ROWS, int COLS>
-__device__ void partial_products(const T* x, const int x_ld, const T* w, const int w_ld, const int K,
-                                 const int rows, const int column, const int slice, const int slices, T* partial) {
-    const int chunk = (K + slices - 1) / slices, begin = min(K, slice * chunk), end = min(K, begin + chunk);
-    for (int r0 = 0; r0 < rows; r0 += ROWS) {
-        T acc[ROWS];
-        int x_at[ROWS];
-#pragma unroll
-        for (int i = 0; i < ROWS; ++i) {
-            acc[i] = T(0);
-            x_at[i] = min(r0 + i, rows - 1) * x_ld;
-        }
-#pragma unroll 2
-        for (int k = begin; k < end; ++k) {
-            const T weight = w[k * w_ld + column];
-#pragma unroll
-            for (int i = 0; i < ROWS; ++i) acc[i] += x[x_at[i] + k] * weight;
-        }
-#pragma unroll
-        for (int i = 0; i < ROWS; ++i)
-            if (r0 + i < rows) partial[(slice * rows + r0 + i) * COLS + column] = acc[i];
-    }
-}
-
-template <typename T, int UNITS, int ROWS>
-__global__ void __launch_bounds__(256) tinynet_decoder_forward(
-        T* steps, const T* __restrict__ W, const T* __restrict__ a_fixed, const T* __restrict__ mask,
-        const T* __restrict__ W_out, const T* __restrict__ b_out, T* top, T* __restrict__ y,
-        T* __restrict__ gates, T* __restrict__ c_seq, T* __restrict__ tanh_c, int* counters,
-        const int N, const int T_steps, const int H, const int D, const int L, const int R,
-        const int has_mask, const int literal_eq13) {
-    constexpr int COLS = 4 * UNITS, SLICES = 256 / COLS, OUT_SLICES = 256 / 32;
-    extern __shared__ __align__(16) unsigned char shared_bytes[];
-    const int K0 = H + D + 1, K1 = 2 * H + 1, K_max = max(K0, K1);
-    const int u = blockIdx.x, unit_groups = gridDim.x, n0 = blockIdx.y * R, rows = min(R, N - n0);
-    const int tid = threadIdx.x;
-    const long long H4 = 4LL * H;
-    T* W_local = reinterpret_cast<T*>(shared_bytes);          // [K0 + (L-1) K1][COLS]
-    T* W_out_local = W_local + (long long)(K0 + (L - 1) * K1) * COLS;  // [H][D]
-    T* x = W_out_local + H * D;                                // [R][K_max]: a step's inputs
-    T* partial = x + R * K_max;                                  // [256 / COLS][R][COLS]
-    T* fixed = partial + 256 * R;                              // [R][COLS]: a_fixed's columns
-    T* c_state = fixed + R * COLS;                             // [L][R][UNITS]
-    T* y_prev = c_state + L * R * UNITS;                       // [R][D]
-
-    // local column g UNITS + j is gate g of unit u UNITS + j
-    for (int l = 0, k_offset = 0; l < L; k_offset += (l == 0 ? K0 : K1), ++l) {
-        const int K = l == 0 ? K0 : K1;
-        for (int e = tid; e < K * COLS; e += 256) {
-            const int k = e / COLS, gate = e % COLS / UNITS, unit = u * UNITS + e % UNITS;
-            W_local[(long long)k_offset * COLS + e] =
-                unit < H ? W[((long long)k_offset + k) * H4 + gate * H + unit] : T(0);
-        }
-    }
-    for (int e = tid; e < H * D; e += 256) W_out_local[e] = W_out[e];
-    for (int e = tid; e < L * R * UNITS; e += 256) c_state[e] = T(0);
-    for (int e = tid; e < R * D; e += 256) y_prev[e] = T(0);
-    __syncthreads();
-
-    int stage = 0;
-    for (int t = 0; t < T_steps; ++t) {
-        for (int l = 0; l < L; ++l) {
-            const int K = l == 0 ? K0 : K1;
-            const long long layer_offset = l == 0 ? 0 : (long long)T_steps * N * (K0 + (l - 1) * K1);
-            const T* step_rows = steps + layer_offset + ((long long)t * N + n0) * K;
-            if (l == 0) {  // the bottom layer's x_t and v terms do not wait for anyone
-                for (int e = tid; e < rows * COLS; e += 256) {
-                    const int r = e / COLS, gate = e % COLS / UNITS, unit = u * UNITS + e % UNITS;
-                    fixed[e] = unit < H ? a_fixed[((long long)t * N + n0 + r) * H4 + gate * H + unit] : T(0);
-                }
-            }
-            if (stage > 0) wait_for_group(counters + blockIdx.y, unit_groups * stage);
-            gather(x, rows * K, [&](const int e) {
-                const int k = e % K;
-                return (l == 0 && k >= H && k < H + D) ? y_prev[e / K * D + k - H] : __ldcg(step_rows + e);
-            });
-            __syncthreads();
-            partial_products<T, ROWS, COLS>(x, K, W_local + (long long)(l == 0 ? 0 : K0 + (l - 1) * K1) * COLS, COLS,
-                                            K, rows, tid % COLS, tid / COLS, SLICES, partial);
-            __syncthreads();
-            for (int e = tid; e < rows * UNITS; e += 256) {
-                const int r = e / UNITS, j = e % UNITS, unit = u * UNITS + j, n = n0 + r;
-                if (unit >= H) continue;
-                T a[4];
-#pragma unroll
-                for (int g = 0; g < 4; ++g) {
-                    a[g] = l == 0 ? fixed[r * COLS + g * UNITS + j] : T(0);
-#pragma unroll
-                    for (int s = 0; s < SLICES; ++s) a[g] += partial[(s * rows + r) * COLS + g * UNITS + j];
-                }
-                T& c = c_state[(l * R + r) * UNITS + j];
-                T c_new, tanh_c_new, h;
-                lstm_cell_forward_at(a[0], a[1], a[2], a[3], c, literal_eq13 != 0, c_new, tanh_c_new, h);
-                c = c_new;
-                const long long at = (((long long)l * T_steps + t) * N + n) * H + unit;
-#pragma unroll
-                for (int g = 0; g < 4; ++g) gates[(((long long)l * T_steps + t) * N + n) * H4 + g * H + unit] = a[g];
-                tanh_c[at] = tanh_c_new;
-                c_seq[(((long long)l * (T_steps + 1) + t + 1) * N + n) * H + unit] = c_new;
-                if (t + 1 < T_steps) steps[layer_offset + ((long long)(t + 1) * N + n) * K + unit] = h;
-                const T up = has_mask ? h * mask[at] : h;
-                if (l + 1 < L)
-                    steps[(long long)T_steps * N * (K0 + l * K1) + ((long long)t * N + n) * K1 + H + unit] = up;
-                else
-                    top[((long long)t * N + n) * H + unit] = up;
-            }
-            count_in_group(counters + blockIdx.y);
-            ++stage;
-        }
-        // eq. (14) for this group's rows, once every unit of the top layer is in
-        wait_for_group(counters + blockIdx.y, unit_groups * stage);
-        const T* top_rows = top + ((long long)t * N + n0) * H;
-        gather(x, rows * H, [&](const int e) { return __ldcg(top_rows + e); });
-        __syncthreads();
-        for (int j0 = 0; j0 < D; j0 += 32) {
-            if (j0 + tid % 32 < D)
-                partial_products<T, ROWS, 32>(x, H, W_out_local + j0, D, H, rows, tid % 32, tid / 32, OUT_SLICES,
-                                              partial);
-            __syncthreads();
-            for (int e = tid; e < rows * 32; e += 256) {
-                const int r = e / 32, j = j0 + e % 32;
-                if (j >= D) continue;
-                T z = T(0);
-                for (int s = 0; s < OUT_SLICES; ++s) z += partial[(s * rows + r) * 32 + e % 32];
-                const T out = sigmoid_by_tanh(z + b_out[j]);
-                y_prev[r * D + j] = out;
-                if (u == 0) {
-                    y[((long long)t * N + n0 + r) * D + j] = out;
-                    if (t + 1 < T_steps) steps[((long long)(t + 1) * N + n0 + r) * K0 + H + j] = out;
-                }
-            }
-            __syncthreads();
-        }
-    }
-}
 """
 # (K slices, batch rows) per block, the fastest of those timed in a CUDA graph on an H200
 # (batch 100, hidden 128; bench/RESULTS.md): forward (8, 4) 7.3 us, backward (8, 2) 6.2 us
 _FORWARD_SLICES, _FORWARD_ROWS = 8, 4
 _BACKWARD_SLICES, _BACKWARD_ROWS = 8, 2
 _OUTPUT_SLICES = 8
-# The whole forward sweep: hidden units per block (their 4 UNITS gate columns of every
-# layer stay in shared memory: 152 KB at hidden 128, 5 layers, in either dtype) and the
-# batch rows each thread accumulates at once
-_SWEEP_UNITS = {cupy.dtype(cupy.float32): 8, cupy.dtype(cupy.float64): 4}
-_SWEEP_ROWS, _SWEEP_THREADS = 16, 256
 _DECODER_KERNELS = (f"tinynet_lstm_layer_step<{{t}},{_FORWARD_SLICES},{_FORWARD_ROWS}>",
                     f"tinynet_lstm_layer_step_backward<{{t}},{_BACKWARD_SLICES},{_BACKWARD_ROWS}>",
-                    f"tinynet_output_row<{{t}},{_OUTPUT_SLICES}>", "tinynet_output_row_backward<{t}>",
-                    "tinynet_decoder_forward<{t},{units},%d>" % _SWEEP_ROWS)
+                    f"tinynet_output_row<{{t}},{_OUTPUT_SLICES}>", "tinynet_output_row_backward<{t}>")
 _SHARED_LIMIT = 48 * 1024
-
-
-def _decoder_kernel_name(index, dtype):
-    return _DECODER_KERNELS[index].format(t=_GEMM_TYPES[dtype], units=_SWEEP_UNITS[dtype])
 
 
 @functools.lru_cache(maxsize=None)
 def _decoder_module():
-    names = tuple(_decoder_kernel_name(index, dtype) for dtype in _GEMM_TYPES for index in range(len(_DECODER_KERNELS)))
+    names = tuple(name.format(t=t) for t in _GEMM_TYPES.values() for name in _DECODER_KERNELS)
     return cupy.RawModule(code=_DECODER_SOURCE, options=("-std=c++14",), name_expressions=names)
 
 
 @functools.lru_cache(maxsize=None)
 def _decoder_kernel(index, dtype):
-    return _decoder_module().get_function(_decoder_kernel_name(index, cupy.dtype(dtype)))
+    return _decoder_module().get_function(_DECODER_KERNELS[index].format(t=_GEMM_TYPES[dtype]))
 
 
 def _row_stride(a):
@@ -823,62 +632,3 @@ def output_row_backward(dy, dy_fed_back, y, W, dz_out):
         dy, _row_stride(dy), dy_fed_back, _row_stride(dy_fed_back), y, W, dz_out, d_top,
         np.int32(N), np.int32(H), np.int32(D)))
     return d_top
-
-
-@functools.lru_cache(maxsize=None)
-def _decoder_sweep_plan(N, H, D, L, dtype, device_id):
-    """(unit groups, row groups, rows per group, shared bytes) of tinynet_decoder_forward on
-    the device, or None where its blocks could not all be resident at once (one per
-    multiprocessor) or its weights do not fit a block's shared memory."""
-    multiprocessors = _multiprocessors(device_id)
-    units = _SWEEP_UNITS[cupy.dtype(dtype)]
-    unit_groups = -(-H // units)
-    if unit_groups > multiprocessors:
-        return None
-    rows = -(-N // min(N, multiprocessors // unit_groups))
-    row_groups = -(-N // rows)
-    K0, K1 = H + D + 1, 2 * H + 1
-    elements = ((K0 + (L - 1) * K1) * 4 * units + H * D + rows * max(K0, K1) + _SWEEP_THREADS * rows + rows * 4 * units
-                + L * rows * units + rows * D)
-    shared = elements * cupy.dtype(dtype).itemsize
-    if shared > cupy.cuda.Device(device_id).attributes["MaxSharedMemoryPerBlockOptin"]:
-        return None
-    return unit_groups, row_groups, rows, shared
-
-
-def _consecutive(arrays):
-    """Whether C-contiguous `arrays` lie one right after another in memory."""
-    return (all(a.flags.c_contiguous for a in arrays)
-            and all(b.data.ptr == a.data.ptr + a.nbytes for a, b in zip(arrays, arrays[1:])))
-
-
-def fits_decoder_forward(step_inputs, W_step, top):
-    """Whether decoder_forward can serve these buffers: each list's arrays consecutive in
-    one allocation, and the sweep's blocks resident at once on this device."""
-    T, N, H = top.shape
-    D = step_inputs[0].shape[2] - H - 1
-    return (_consecutive(step_inputs) and _consecutive(W_step)
-            and _decoder_sweep_plan(N, H, D, len(W_step), top.dtype, top.device.id) is not None)
-
-
-def decoder_forward(step_inputs, W_step, a_fixed, masks, W_out, b_out, top, y, literal_eq13):
-    """tinynet.functional.decoder.decoder_forward in one kernel (buffers as
-    fits_decoder_forward requires; every array of one dtype). Returns the cell caches."""
-    T, N, H = top.shape
-    L, D = len(W_step), y.shape[2]
-    dtype = top.dtype
-    unit_groups, row_groups, rows, shared = _decoder_sweep_plan(N, H, D, L, dtype, top.device.id)
-    gates = cupy.empty((L, T, N, 4 * H), dtype=dtype)
-    c_seq = cupy.zeros((L, T + 1, N, H), dtype=dtype)
-    tanh_c = cupy.empty((L, T, N, H), dtype=dtype)
-    counters = cupy.zeros(row_groups, dtype=cupy.int32)
-    a_fixed, W_out, b_out = (cupy.ascontiguousarray(a) for a in (a_fixed, W_out, b_out))
-    masks = None if masks is None else cupy.ascontiguousarray(masks)
-    kernel = _decoder_kernel(4, dtype)
-    kernel.max_dynamic_shared_size_bytes = shared
-    kernel((unit_groups, row_groups, 1), (_SWEEP_THREADS, 1, 1), (
-        step_inputs[0], W_step[0], a_fixed, a_fixed if masks is None else masks, W_out, b_out, top, y,
-        gates, c_seq, tanh_c, counters, np.int32(N), np.int32(T), np.int32(H), np.int32(D), np.int32(L),
-        np.int32(rows), np.int32(masks is not None), np.int32(bool(literal_eq13))), shared_mem=shared)
-    return [[(gates[l, t], c_seq[l, t], tanh_c[l, t], literal_eq13) for t in range(T)] for l in range(L)]
-

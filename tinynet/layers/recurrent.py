@@ -6,16 +6,11 @@ import numpy as np
 from .. import init
 from ..backend import xp_of
 from ..functional.dropout import MaskSource, dropout_mask
-from ..functional.decoder import decoder_forward, lstm_layer_step_backward, output_row_backward
+from ..functional.decoder import (lstm_layer_step_backward, lstm_layer_step_forward, output_row_backward,
+                                  output_row_forward)
 from ..functional.matmul import matmul
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
 from .base import Layer
-
-
-def _consecutive_parts(array, lengths):
-    """Views of `array` along its first axis, one after another, of these lengths."""
-    ends = np.cumsum(lengths)
-    return [array[end - length:end] for length, end in zip(lengths, ends)]
 
 
 class RNN(Layer):
@@ -123,33 +118,11 @@ class LSTMDecoder(Layer):
 
     def _step_weights(self):
         """Per layer, [W^h; W^y; b] (bottom) or [W^h; W^x; b]: the weights of the per-step
-        inputs [h^l_{t-1}, y_{t-1}, 1] or [h^l_{t-1}, h^{l-1}_t, 1]; views of one array."""
+        inputs [h^l_{t-1}, y_{t-1}, 1] or [h^l_{t-1}, h^{l-1}_t, 1]."""
         xp, p = xp_of(self.params["out/W"]), self.params
-        blocks = [[p[f"layer{l}/Wh"], p["layer0/Wy" if l == 0 else f"layer{l}/Wx"], p[f"layer{l}/b"][None]]
-                  for l in range(self.num_layers)]
-        # filled block by block: CuPy's concatenate of this many arrays uploads a table of
-        # pointers, which a CUDA graph capture forbids
-        stacked = xp.empty((sum(len(block) for layer in blocks for block in layer), 4 * self.hidden_size),
-                           p["out/W"].dtype)
-        parts = _consecutive_parts(stacked, [sum(len(block) for block in layer) for layer in blocks])
-        for part, layer in zip(parts, blocks):
-            for view, block in zip(_consecutive_parts(part, [len(block) for block in layer]), layer):
-                view[...] = block
-        return parts
-
-    @staticmethod
-    def _step_input_buffers(xp, T, N, D, H, L, dtype):
-        """Per layer the (T, N, K_l) step inputs [h^l_{t-1}, other, 1], views of one array,
-        with h_0 = 0, y_0 = 0 and the constant column set."""
-        widths = [H + (D if l == 0 else H) + 1 for l in range(L)]
-        buffer = xp.empty(T * N * sum(widths), dtype)
-        step_inputs = [part.reshape(T, N, K) for part, K in
-                       zip(_consecutive_parts(buffer, [T * N * K for K in widths]), widths)]
-        for X in step_inputs:
-            X[0, :, :H] = 0
-            X[:, :, -1] = 1
-        step_inputs[0][0, :, H:-1] = 0
-        return step_inputs
+        return [xp.concatenate([p[f"layer{l}/Wh"], p["layer0/Wy" if l == 0 else f"layer{l}/Wx"],
+                                p[f"layer{l}/b"][None]])
+                for l in range(self.num_layers)]
 
     def forward(self, x_rows, v, train=False):
         """x_rows: (N, T, row_size) corrupted rows, v: (N, thought_size) -> y (N, T, row_size)."""
@@ -164,11 +137,28 @@ class LSTMDecoder(Layer):
         # bottom layer's terms that do not depend on the recurrence, for all steps at once
         a_fixed = matmul(x_seq.reshape(T * N, D), p["layer0/Wx"]).reshape(T, N, 4 * H)
         a_fixed += matmul(v, p["layer0/Wv"])
-        step_inputs = self._step_input_buffers(xp, T, N, D, H, L, dtype)
+        # per layer the step inputs [h^l_{t-1}, other, 1]; h_0 = 0 and y_0 = 0
+        step_inputs = [xp.empty((T, N, H + (D if l == 0 else H) + 1), dtype) for l in range(L)]
+        for X in step_inputs:
+            X[0, :, :H] = 0
+            X[:, :, -1] = 1
+        step_inputs[0][0, :, H:-1] = 0
         top = xp.empty((T, N, H), dtype)  # input of the output layer, after dropout
         y = xp.empty((T, N, D), dtype)
-        cell_caches = decoder_forward(step_inputs, W_step, a_fixed, masks, p["out/W"], p["out/b"], top, y,
-                                      self.literal_eq13)
+        c = [xp.zeros((N, H), dtype) for _ in range(L)]
+        cell_caches = [[None] * T for _ in range(L)]
+
+        for t in range(T):
+            for l in range(L):
+                c[l], cell_caches[l][t] = lstm_layer_step_forward(
+                    step_inputs[l][t], W_step[l], c[l], a_fixed[t] if l == 0 else None,
+                    None if masks is None else masks[l, t],
+                    h_out=step_inputs[l][t + 1, :, :H] if t + 1 < T else None,
+                    up_out=step_inputs[l + 1][t, :, H:-1] if l + 1 < L else top[t],
+                    literal_eq13=self.literal_eq13)
+            # eq. (14), fed back as the bottom layer's y_{t-1} of the next step
+            output_row_forward(top[t], p["out/W"], p["out/b"], y[t],
+                               step_inputs[0][t + 1, :, H:-1] if t + 1 < T else None)
         self.cache = (x_seq, v, step_inputs, top, y, cell_caches, masks, W_step)
         return xp.ascontiguousarray(y.transpose(1, 0, 2))
 
