@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tinynet.backend import device_name, get_xp
-from tinynet.functional.losses import l2_gradients, rmse_loss
+from tinynet.functional.losses import add_l2_gradients, rmse_loss
 from tinynet.optim import OPTIMIZERS, WeightAverage, clip_grad_norm
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -74,8 +74,7 @@ def training_update(model, optimizer, x, y, l2, clip):
     loss, dy = rmse_loss(y_hat, y)
     model.backward(dy)
     grads = model.named_grads()
-    for name, g in l2_gradients(model.named_weights(), l2).items():
-        grads[name] += g
+    add_l2_gradients(grads, model.named_weights(), l2)
     clip_grad_norm(grads, clip)
     optimizer.apply(model.named_params(), grads)
     return loss

@@ -115,6 +115,31 @@ def test_adam_kernel_takes_device_scalars(cp, rng):
     assert cp.array_equal(param, twin) and cp.array_equal(m, m_twin) and cp.array_equal(v, v_twin)
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-3])  # the joint norm under, then over, the bound
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clip_and_l2_kernels_match_numpy(cp, rng, monkeypatch, dtype, scale):
+    """Gradient clipping's reductions and scaling, and eq. (17)'s gradient added in place, on
+    the GPU against their NumPy twins (a strided view among the gradients)."""
+    from tinynet.functional.losses import add_l2_gradients
+    from tinynet.optim import clip_grad_norm
+
+    grads = {"w": rng.standard_normal((37, 70)), "b": rng.standard_normal(70), "v": rng.standard_normal((9, 12))}
+    grads = {name: (g / scale).astype(dtype) for name, g in grads.items()}
+    weights = {"w": rng.standard_normal((37, 70)).astype(dtype), "v": rng.standard_normal((9, 24)).astype(dtype)[:, ::2]}
+    results = {}
+    for device in ("cpu", "gpu"):
+        monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+        put = cp.asarray if device == "gpu" else np.array
+        device_grads = {name: put(g) for name, g in grads.items()}
+        device_grads["v"] = put(np.zeros((9, 24), dtype))[:, ::2]
+        device_grads["v"][...] = put(grads["v"])
+        add_l2_gradients(device_grads, {name: put(w) if device == "gpu" else w for name, w in weights.items()}, 0.01)
+        norm = clip_grad_norm(device_grads, 1.0)
+        results[device] = [norm, *device_grads.values()]
+    for actual, expected in zip(results["gpu"], results["cpu"]):
+        assert_close(actual, expected, dtype)
+
+
 # (N, H, D): odd sizes in one block; several row and unit blocks, two column blocks in the
 # backward (K - 1 = 2H > 128), and an output row wider than H
 DECODER_SIZES = [(5, 7, 3), (37, 70, 70), (9, 16, 40)]

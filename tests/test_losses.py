@@ -3,7 +3,7 @@
 import numpy as np
 
 from tinynet.backend import to_numpy
-from tinynet.functional.losses import l2_penalty, mse_loss, rmse_loss, softmax_cross_entropy
+from tinynet.functional.losses import add_l2_gradients, l2_penalty, mse_loss, rmse_loss, softmax_cross_entropy
 from tinynet.gradcheck import check_gradients
 
 BOUND = 1e-6  # worst relative error allowed, float64 central differences (eps 1e-6)
@@ -37,6 +37,18 @@ def test_eq17_l2_penalty_value_and_gradient(xp, rng):
     expected = lam * sum(np.sum(to_numpy(w) ** 2) for w in weights.values())
     np.testing.assert_allclose(float(penalty), expected, rtol=1e-14)
     check_gradients(lambda: l2_penalty(weights, lam)[0], dict(weights), grads, bound=BOUND)
+
+
+def test_eq17_l2_gradients_added_in_place_equal_the_penalty_gradient(xp, rng):
+    weights = {"enc/W": xp.asarray(rng.standard_normal((3, 4))), "dec/W": xp.asarray(rng.standard_normal(5))}
+    grads = {name: xp.asarray(rng.standard_normal(w.shape)) for name, w in weights.items()}
+    grads["dec/b"] = xp.asarray(rng.standard_normal(2))
+    expected = {name: to_numpy(g).copy() for name, g in grads.items()}
+    for name, g in l2_penalty(weights, 0.01)[1].items():
+        expected[name] += to_numpy(g)
+    add_l2_gradients(grads, weights, 0.01)
+    for name in grads:  # the bias, not among the weights, is left alone
+        np.testing.assert_allclose(to_numpy(grads[name]), expected[name], rtol=1e-15, atol=0)
 
 
 def test_eq17_l2_applies_to_weights_not_biases(rng):

@@ -4,6 +4,7 @@
 back to the host."""
 
 from ..backend import xp_of
+from ..kernels import gpu_kernels
 
 
 def mse_loss(y_hat, y):
@@ -30,13 +31,19 @@ def l2_penalty(weights, lam):
     Returns (penalty, {name: 2 lam w}). Callers pass weights only, never biases.
     """
     penalty = sum(xp_of(w).sum(w * w) for w in weights.values()) * lam
-    return penalty, l2_gradients(weights, lam)
+    return penalty, {name: (2 * lam) * w for name, w in weights.items()}
 
 
-def l2_gradients(weights, lam):
-    """The gradient of eq. (17) alone, {name: 2 lam w}: a training step needs no penalty value
-    (summing the squares of a million weights costs about 2 ms on the CPU)."""
-    return {name: (2 * lam) * w for name, w in weights.items()}
+def add_l2_gradients(grads, weights, lam):
+    """grads[name] += 2 lam w for each weight, in place: eq. (17)'s gradient alone (a training
+    step needs no penalty value; summing the squares of a million weights costs about 2 ms
+    on the CPU), one fused kernel per weight on the GPU."""
+    for name, w in weights.items():
+        kernels = gpu_kernels(grads[name], w)
+        if kernels is not None and grads[name].dtype == w.dtype:
+            kernels.add_scaled(grads[name], w, 2 * lam)
+        else:
+            grads[name] += (2 * lam) * w
 
 
 def softmax_cross_entropy(logits, labels):

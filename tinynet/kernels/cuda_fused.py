@@ -6,6 +6,7 @@ signature), in one kernel launch instead of a dozen elementwise ones and their t
     lstm_layer_step_*,          tinynet.functional.decoder (eqs. 8-14, one decoder step)
       output_row_*
     adam_update                 tinynet.optim.adam
+    clip_grad_norm, add_scaled  tinynet.optim.clip, tinynet.functional.losses (eq. 17)
     CounterRandom               tinynet.functional.dropout.counter_uniform
     matmul                      numpy's a @ b, inside a CUDA graph capture where cuBLAS
                                 cannot serve (tinynet.functional.matmul, kernels.cuda_blas)
@@ -125,6 +126,45 @@ def _adam_update_kernel():
         """,
         "tinynet_adam_update",
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _sum_of_squares_kernel():
+    return cupy.ReductionKernel("T x", "T total", "x * x", "a + b", "total = a", "0", "tinynet_sum_of_squares")
+
+
+@functools.lru_cache(maxsize=None)
+def _norm_kernel():
+    return cupy.ReductionKernel("T squares", "T norm", "squares", "a + b", "norm = sqrt(a)", "0", "tinynet_norm")
+
+
+@functools.lru_cache(maxsize=None)
+def _clip_kernel():
+    return cupy.ElementwiseKernel("T norm, T max_norm", "T grad", "grad *= min((T)1, max_norm / (norm + (T)1e-6))",
+                                  "tinynet_clip")
+
+
+@functools.lru_cache(maxsize=None)
+def _add_scaled_kernel():
+    return cupy.ElementwiseKernel("T x, T scale", "T y", "y += scale * x", "tinynet_add_scaled")
+
+
+def clip_grad_norm(grads, max_norm):
+    """tinynet.optim.clip_grad_norm for a list of arrays of one dtype: one reduction per
+    gradient into a slot of one buffer, one for the norm, one scaling kernel per gradient."""
+    dtype = grads[0].dtype
+    squares = cupy.empty(len(grads), dtype=dtype)
+    for slot, g in enumerate(grads):
+        _sum_of_squares_kernel()(g, out=squares[slot])
+    norm = _norm_kernel()(squares)
+    for g in grads:
+        _clip_kernel()(norm, dtype.type(max_norm), g)
+    return norm
+
+
+def add_scaled(y, x, scale):
+    """y += scale x in place, in one kernel (tinynet.functional.losses.add_l2_gradients)."""
+    _add_scaled_kernel()(x, y.dtype.type(scale), y)
 
 
 def lstm_cell_forward(gates, c_prev, literal_eq13):

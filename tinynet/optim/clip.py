@@ -1,6 +1,7 @@
 """Gradient clipping by global norm, computed on the device without a host sync."""
 
 from ..backend import xp_of
+from ..kernels import gpu_kernels
 
 
 def clip_grad_norm(grads, max_norm):
@@ -9,6 +10,9 @@ def clip_grad_norm(grads, max_norm):
     Returns the norm before clipping as a 0-d device array (read it back only when logging).
     """
     arrays = list(grads.values())
+    kernels = gpu_kernels(*arrays)
+    if kernels is not None and len({g.dtype for g in arrays}) == 1:
+        return kernels.clip_grad_norm(arrays, max_norm)
     xp = xp_of(*arrays)
     norm = xp.sqrt(sum(xp.sum(g * g) for g in arrays))
     scale = xp.minimum(1.0, max_norm / (norm + 1e-6)).astype(arrays[0].dtype)
