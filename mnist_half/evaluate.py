@@ -12,6 +12,8 @@ with the fixed test seed, then completed by the network, by nearest neighbours a
   accuracy    the fraction of completions that the digit classifier (mnist_half.classifier,
               trained on the run's clean training digits) reads as the right digit.
 The row `clean` is the classifier on the original digits: the ceiling for `accuracy`.
+--samples K > 1 scores the network's mean of K passes with dropout on (Monte Carlo
+dropout; mnist_half.complete) instead of its one deterministic pass.
 The table goes to stdout (with --json, one JSON object follows as the last line) and the
 same object to metrics.json in the run folder.
 """
@@ -23,7 +25,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from tinynet.backend import get_xp, to_numpy
 
@@ -31,6 +32,7 @@ from .baselines import fit_pca, nearest_neighbour_completion, pca_completion
 from .checkpoint import CheckpointError
 from .classifier import load_or_train_classifier, predict
 from .cli import UsageError, run_command
+from .complete import check_samples, complete_images
 from .corruption import corrupt_test_set
 from .models import IMAGE_SIZE, load_trained
 from .train import CHECKPOINT, DEFAULTS, TEST_NOISE_SEED, load_split
@@ -71,16 +73,6 @@ def image_metrics(y_hat, y, labels, read_digits):
     return metrics
 
 
-def reconstruct(model, corrupted, xp, batch_size=500, progress=True, desc="network"):
-    """The model's completions of `corrupted` (N, 28, 28), batch by batch, back on the host."""
-    out = np.empty(corrupted.shape, dtype=np.float32)
-    for start in tqdm(range(0, len(corrupted), batch_size), desc=desc, unit="batch", disable=not progress,
-                      leave=False, dynamic_ncols=True):
-        batch = xp.asarray(corrupted[start:start + batch_size])
-        out[start:start + len(batch)] = to_numpy(model.forward(batch, train=False))
-    return out
-
-
 def load_run(path, xp):
     """(model, meta, checkpoint path); `path` is a checkpoint file or a run folder holding one."""
     path = Path(path)
@@ -96,10 +88,11 @@ def load_run(path, xp):
     return model, meta, path
 
 
-def evaluate_checkpoint(path, device="auto", batch_size=500, progress=True, limit=None):
+def evaluate_checkpoint(path, device="auto", batch_size=500, progress=True, limit=None, samples=1):
     """Evaluate the run saved at `path` (see the module docstring); returns the report as a dict.
 
-    limit: evaluate only the first `limit` test digits (quick checks). The report's
+    limit: evaluate only the first `limit` test digits (quick checks); samples: dropout passes
+    averaged per completion (1: the deterministic pass). The report's
     "methods" maps each method (the model's name, input, nearest-neighbour, pca, clean) to
     {metric: value}; image metrics of `clean` are None (it is the reference itself).
     """
@@ -107,6 +100,7 @@ def evaluate_checkpoint(path, device="auto", batch_size=500, progress=True, limi
         raise UsageError(f"--limit must be positive, got {limit}")
     if batch_size <= 0:
         raise UsageError(f"--batch-size must be positive, got {batch_size}")
+    check_samples(samples)
     xp = get_xp(device)
     model, meta, path = load_run(path, xp)
     config = {**DEFAULTS, **meta["config"]}  # a key added since the run was saved takes its default
@@ -118,7 +112,7 @@ def evaluate_checkpoint(path, device="auto", batch_size=500, progress=True, limi
     corrupted = corrupt_test_set(clean, config["noise"], TEST_NOISE_SEED, config["noise_amount"])
 
     completions = {
-        config["model"]: reconstruct(model, corrupted, xp, batch_size, progress),
+        config["model"]: complete_images(model, corrupted, xp, batch_size, samples, progress),
         "input": corrupted,
         "nearest-neighbour": nearest_neighbour_completion(corrupted, train_set.images, batch_size=batch_size,
                                                           progress=progress),
@@ -138,6 +132,7 @@ def evaluate_checkpoint(path, device="auto", batch_size=500, progress=True, limi
         "noise": config["noise"],
         "noise_amount": config["noise_amount"],
         "digits": len(clean),
+        "samples": samples,
         "data_source": test_set.source,
         "classifier": classifier_meta["tag"],
         "definitions": DEFINITIONS,
@@ -161,15 +156,18 @@ def format_table(report):
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(text.ljust(w) if i == 0 else text.rjust(w) for i, (text, w) in enumerate(zip(row, widths)))
              for row in (header, *rows)]
+    samples = report.get("samples", 1)
     title = (f"{report['model']} at iteration {report['iteration']}: {report['digits']:,} test digits, "
-             f"noise {report['noise']}")
+             f"noise {report['noise']}{f', mean of {samples} dropout samples' if samples > 1 else ''}")
     return "\n".join([title, lines[0], "-" * len(lines[0]), *lines[1:]])
 
 
-def metrics_path(checkpoint, limit):
-    """metrics.json beside the checkpoint; a --limit run writes metrics-limit<N>.json instead,
-    so a quick check never overwrites a full evaluation."""
-    return checkpoint.parent / ("metrics.json" if limit is None else f"metrics-limit{limit}.json")
+def metrics_path(checkpoint, limit, samples=1):
+    """metrics.json beside the checkpoint; a --limit or --samples run writes
+    metrics-limit<N>.json, metrics-samples<K>.json or metrics-limit<N>-samples<K>.json
+    instead, so a variant never overwrites the plain full evaluation."""
+    parts = ([] if limit is None else [f"limit{limit}"]) + ([] if samples == 1 else [f"samples{samples}"])
+    return checkpoint.parent / ("-".join(["metrics", *parts]) + ".json")
 
 
 def parse_args(argv=None):
@@ -180,14 +178,17 @@ def parse_args(argv=None):
     parser.add_argument("--device", default="auto", help="auto, cpu or gpu")
     parser.add_argument("--limit", type=int, help="evaluate only the first N test digits")
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--samples", type=int, default=1,
+                        help="score the mean of this many network passes with dropout on (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    report = evaluate_checkpoint(args.checkpoint, args.device, args.batch_size, not args.no_progress, args.limit)
-    out = metrics_path(Path(report["checkpoint"]), args.limit)
+    report = evaluate_checkpoint(args.checkpoint, args.device, args.batch_size, not args.no_progress, args.limit,
+                                 args.samples)
+    out = metrics_path(Path(report["checkpoint"]), args.limit, args.samples)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(report))
     print(f"wrote {out}")

@@ -82,6 +82,20 @@ def test_complete_images_feeds_the_images_unchanged_in_batches(images):
     np.testing.assert_array_equal(y, 1 - images)
 
 
+@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-cnn"])
+def test_dropout_samples_average_passes_with_dropout_on_and_repeat(tmp_path, images, name):
+    """--samples K: the mean of K passes with dropout on, from fixed masks (so it repeats);
+    different from the deterministic pass."""
+    model = load_trained(save_model_checkpoint(tmp_path / "checkpoint.npz", name), np)[0]
+    y = complete_images(model, images, np, batch_size=2, samples=3)
+    np.testing.assert_array_equal(y, complete_images(model, images, np, batch_size=2, samples=3))
+    model.seed_dropout(0)
+    expected = [sum(model.forward(images[start:start + 2], train=True) for _ in range(3)) / 3
+                for start in range(0, N, 2)]
+    np.testing.assert_allclose(y, np.concatenate(expected), rtol=1e-6)
+    assert np.abs(y - complete_images(model, images, np)).max() > 1e-4
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_npy_float_round_trip(tmp_path, checkpoint, model, images, no_corruption, capsys, dtype):
     source, target = tmp_path / "in.npy", tmp_path / "out.npy"
@@ -286,6 +300,9 @@ def test_bad_batch_size_and_device_exit_2(tmp_path, checkpoint, capsys):
     with pytest.raises(SystemExit) as exit_:
         complete(checkpoint, tmp_path / "in.npy", tmp_path / "out.npy", "--batch-size", "0")
     assert exit_.value.code == EXIT_USAGE and "--batch-size" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        complete(checkpoint, tmp_path / "in.npy", tmp_path / "out.npy", "--samples", "0")
+    assert exit_.value.code == EXIT_USAGE and "--samples must be at least 1" in capsys.readouterr().err
     if gpu_unavailable_reason() is not None:
         with pytest.raises(SystemExit) as exit_:
             complete(checkpoint, tmp_path / "in.npy", tmp_path / "out.npy", "--device", "gpu")

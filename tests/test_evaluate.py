@@ -96,6 +96,23 @@ def test_cli_prints_a_table_then_one_json_line(tiny_run, capsys):
     assert any(line.startswith("nearest-neighbour") for line in out)
 
 
+def test_cli_dropout_samples_score_their_mean_in_their_own_file(tiny_run, capsys):
+    args = ["--checkpoint", str(tiny_run), "--limit", "20", "--json", "--no-progress"]
+    run_command(main, args)
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    run_command(main, [*args, "--samples", "3"])
+    out = capsys.readouterr().out.strip().splitlines()
+    sampled = json.loads(out[-1])
+    assert "mean of 3 dropout samples" in out[0] and sampled["samples"] == 3 and plain["samples"] == 1
+    assert sampled["methods"]["cnn-lstm"]["rmse"] != plain["methods"]["cnn-lstm"]["rmse"]
+    assert sampled["methods"]["pca"] == plain["methods"]["pca"]  # only the network's row changes
+    assert json.loads((tiny_run / "metrics-limit20-samples3.json").read_text()) == sampled
+    assert json.loads((tiny_run / "metrics-limit20.json").read_text()) == plain
+    with pytest.raises(SystemExit) as exit_info:
+        run_command(main, [*args, "--samples", "0"])
+    assert exit_info.value.code == 2 and "--samples must be at least 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("problem", ["missing", "garbage", "not a run"])
 def test_cli_bad_checkpoint_exits_2_with_one_line(problem, tmp_path, capsys):
     path = tmp_path / "checkpoint.npz"
