@@ -58,6 +58,7 @@ def complete_images(model, images, xp, batch_size=256, samples=1, progress=False
 
 
 def check_samples(samples):
+    """A --samples value below 1 is a UsageError."""
     if samples < 1:
         raise UsageError(f"--samples must be at least 1, got {samples}")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinynet.backend import get_xp, to_numpy
+from tinynet.backend import get_xp
 
 from .baselines import fit_pca, nearest_neighbour_completion, pca_completion
 from .checkpoint import CheckpointError
