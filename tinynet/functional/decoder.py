@@ -12,16 +12,10 @@ their reference twin and the CPU path.
 """
 
 from ..backend import xp_of
-from ..kernels import gpu_kernels
+from ..kernels import gpu_kernels_one_dtype
 from .activations import sigmoid
 from .lstm import lstm_cell_backward, lstm_cell_forward
 from .matmul import matmul
-
-
-def _fused_kernels(*arrays):
-    """The GPU kernels, when they may serve `arrays` (all CuPy, one float dtype), else None."""
-    kernels = gpu_kernels(*arrays)
-    return kernels if kernels is not None and len({a.dtype for a in arrays}) == 1 else None
 
 
 def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13=False):
@@ -34,7 +28,7 @@ def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out,
     up_out: (N, H) view to receive h * mask.
     Returns c (N, H) and the cell's cache (tinynet.functional.lstm.lstm_cell_forward).
     """
-    kernels = _fused_kernels(step_input, W, c_prev, up_out)
+    kernels = gpu_kernels_one_dtype(step_input, W, c_prev, up_out)
     if kernels is not None and step_input.flags.c_contiguous and W.flags.c_contiguous:
         return kernels.lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13)
     a = matmul(step_input, W)
@@ -60,7 +54,7 @@ def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_
     Returns the gradient w.r.t. the step input without its constant column (N, K-1), whose
     first H columns are dh_next of step t-1, and dc_prev (N, H).
     """
-    kernels = _fused_kernels(d_up, dh_next, dc_next, W_input_T, da_out, cache[0])
+    kernels = gpu_kernels_one_dtype(d_up, dh_next, dc_next, W_input_T, da_out, cache[0])
     if (kernels is not None and W_input_T.flags.c_contiguous and da_out.flags.c_contiguous
             and cache[0].flags.c_contiguous and kernels.fits_layer_step_backward(d_up)):
         return kernels.lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out)
@@ -79,7 +73,7 @@ def output_row_forward(top, W, b, y_out, feedback_out):
 
     top: (N, H) C-contiguous; W: (H, D); b: (D,); y_out: (N, D) C-contiguous.
     """
-    kernels = _fused_kernels(top, W, b, y_out)
+    kernels = gpu_kernels_one_dtype(top, W, b, y_out)
     if kernels is not None and top.flags.c_contiguous and y_out.flags.c_contiguous:
         return kernels.output_row_forward(top, W, b, y_out, feedback_out)
     y_out[...] = sigmoid(matmul(top, W) + b)
@@ -94,7 +88,7 @@ def output_row_backward(dy, dy_fed_back, y, W, dz_out):
     through y_t (zeros at the last step); y: (N, D); W: (H, D); dz_out: (N, D) C-contiguous.
     Returns the gradient w.r.t. top, dz W^T (N, H).
     """
-    kernels = _fused_kernels(dy, dy_fed_back, y, W, dz_out)
+    kernels = gpu_kernels_one_dtype(dy, dy_fed_back, y, W, dz_out)
     if kernels is not None and y.flags.c_contiguous and W.flags.c_contiguous and dz_out.flags.c_contiguous:
         return kernels.output_row_backward(dy, dy_fed_back, y, W, dz_out)
     xp_of(dy).add(dy, dy_fed_back, out=dz_out)

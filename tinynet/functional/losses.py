@@ -4,7 +4,7 @@
 back to the host."""
 
 from ..backend import xp_of
-from ..kernels import gpu_kernels
+from ..kernels import gpu_kernels_one_dtype
 
 
 def mse_loss(y_hat, y):
@@ -39,8 +39,8 @@ def add_l2_gradients(grads, weights, lam):
     step needs no penalty value; summing the squares of a million weights costs about 2 ms
     on the CPU), one fused kernel per weight on the GPU."""
     for name, w in weights.items():
-        kernels = gpu_kernels(grads[name], w)
-        if kernels is not None and grads[name].dtype == w.dtype:
+        kernels = gpu_kernels_one_dtype(grads[name], w)
+        if kernels is not None:
             kernels.add_scaled(grads[name], w, 2 * lam)
         else:
             grads[name] += (2 * lam) * w

@@ -6,9 +6,10 @@ convolutions, max pooling, the LSTM cell forward and backward, the Adam update. 
 code they replace stays where it is, as each kernel's reference twin, and
 tests/test_kernels.py checks that the two agree. `cuda_fused` holds CuPy kernels for CuPy
 arrays (the LSTM cell forward and backward, one decoder step and output row each way, the
-Adam update, dropout's counter-based random numbers and a matrix product;
-tests/test_gpu_kernels.py), `cuda_graph` replays a whole training step captured in a CUDA
-graph, and `cuda_blas` calls cuBLAS inside such a capture, where CuPy will not.
+Adam update, gradient clipping, eq. (17)'s gradient, dropout's counter-based random numbers
+and a matrix product; tests/test_gpu_kernels.py), `cuda_graph` replays a whole training
+step captured in a CUDA graph, and `cuda_blas` calls cuBLAS inside such a capture, where
+CuPy will not.
 
 Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
 Tests switch at run time by setting `ENABLED`.
@@ -60,3 +61,10 @@ def gpu_kernels(*arrays):
 
         _cuda_fused = cuda_fused
     return _cuda_fused
+
+
+def gpu_kernels_one_dtype(*arrays):
+    """gpu_kernels(*arrays) when the arrays also share one dtype (the templated kernels take
+    a single T), else None."""
+    kernels = gpu_kernels(*arrays)
+    return kernels if kernels is not None and len({a.dtype for a in arrays}) == 1 else None

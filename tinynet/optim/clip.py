@@ -1,7 +1,7 @@
 """Gradient clipping by global norm, computed on the device without a host sync."""
 
 from ..backend import xp_of
-from ..kernels import gpu_kernels
+from ..kernels import gpu_kernels_one_dtype
 
 
 def clip_grad_norm(grads, max_norm):
@@ -10,8 +10,8 @@ def clip_grad_norm(grads, max_norm):
     Returns the norm before clipping as a 0-d device array (read it back only when logging).
     """
     arrays = list(grads.values())
-    kernels = gpu_kernels(*arrays)
-    if kernels is not None and len({g.dtype for g in arrays}) == 1:
+    kernels = gpu_kernels_one_dtype(*arrays)
+    if kernels is not None:
         return kernels.clip_grad_norm(arrays, max_norm)
     xp = xp_of(*arrays)
     norm = xp.sqrt(sum(xp.sum(g * g) for g in arrays))
