@@ -1,8 +1,8 @@
 """python -m bench.graph_parts: where a GPU training step of the CNN-LSTM spends its time.
 
 Each part (the model's forward, its forward and backward, the whole training_update, the
-decoder and the encoder alone, gradient clipping, Adam; then single decoder kernels, 50
-calls in one graph) is captured in a CUDA graph of its own (tinynet.kernels.cuda_graph)
+decoder and the encoder alone, gradient clipping, Adam, the whole parameter update; then
+single decoder kernels, 50 calls in one graph) is captured in a CUDA graph of its own (tinynet.kernels.cuda_graph)
 and replayed; the figure is the replay's time per call, in microseconds, from CUDA events.
 Batch 100, hidden 128, 5 layers, float32, as in bench.step. GPU only.
 """
@@ -19,7 +19,7 @@ from tinynet.backend import get_xp
 from tinynet.functional.decoder import (lstm_layer_step_backward, lstm_layer_step_forward, output_row_backward,
                                         output_row_forward)
 from tinynet.functional.losses import rmse_loss
-from tinynet.optim import Adam, clip_grad_norm
+from tinynet.optim import Adam, WeightAverage, clip_grad_norm, update_parameters
 
 from .step import make_batch
 
@@ -44,7 +44,7 @@ def replay_us(cp, fn, calls=1, launches=30):
     return cp.cuda.get_elapsed_time(start, end) * 1000 / launches / calls
 
 
-def model_parts(cp, model, optimizer, x, y):
+def model_parts(cp, model, optimizer, average, x, y):
     """{part: function} for the model-level parts."""
     encoder, decoder = model.encoder, model.decoder
     v = cp.asarray(np.random.default_rng(2).standard_normal((len(x), decoder.thought_size), dtype=np.float32))
@@ -64,13 +64,16 @@ def model_parts(cp, model, optimizer, x, y):
     return {
         "forward (training mode)": lambda: model.forward(x, train=True),
         "forward + backward": forward_backward,
-        "training_update (+ L2, clipping, Adam)": lambda: training_update(model, optimizer, x, y, 1e-6, 1.0),
+        "training_update (+ L2, clipping, Adam, average)": lambda: training_update(model, optimizer, x, y, 1e-6, 1.0,
+                                                                                   average),
         "decoder forward": lambda: decoder.forward(x, v, train=True),
         "decoder forward + backward": decoder_both,
         "encoder forward": lambda: encoder.forward(x[:, None], train=True),
         "encoder forward + backward": encoder_both,
         "gradient clipping": lambda: clip_grad_norm(grads, 1.0),
         "Adam update": lambda: optimizer.apply(params, grads),
+        "parameter update, fused (L2, clipping, Adam, average)": lambda: update_parameters(
+            params, grads, model.named_weights(), optimizer, 1e-6, 1.0, average),
     }
 
 
@@ -109,10 +112,12 @@ def measure():
     config = {**DEFAULTS, "model": "cnn-lstm"}
     model = build_model("cnn-lstm", np.random.default_rng(0), config, 0.13).to(cp)
     noisy, clean = (cp.asarray(a) for a in make_batch(100))
-    optimizer = Adam(lr=1e-3)
-    optimizer.keep_scalars_on_device(cp, np.float32)
-    optimizer.begin_step()
-    result = {name: replay_us(cp, fn) for name, fn in model_parts(cp, model, optimizer, noisy, clean).items()}
+    optimizer, average = Adam(lr=1e-3), WeightAverage(model.named_params())
+    for holder in (optimizer, average):
+        holder.keep_scalars_on_device(cp, np.float32)
+        holder.begin_step()
+    parts = model_parts(cp, model, optimizer, average, noisy, clean)
+    result = {name: replay_us(cp, fn) for name, fn in parts.items()}
     result.update({name: replay_us(cp, fn, KERNEL_CALLS) for name, fn in kernel_parts(cp).items()})
     return result
 
@@ -124,7 +129,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     result = measure()
     for name, us in result.items():
-        print(f"{name:40s} {us:9.1f} us", flush=True)
+        print(f"{name:56s} {us:9.1f} us", flush=True)
     if args.json:
         print(json.dumps(result))
 

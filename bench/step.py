@@ -109,10 +109,11 @@ def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda
     x, y = xp.asarray(x_host), xp.asarray(y_host)
     sync = (lambda: None) if xp is np else xp.cuda.Device().synchronize
     update = lambda: training_update(model, optimizer, x, y, L2, CLIP)  # noqa: E731
+    if xp is not np:
+        optimizer.keep_scalars_on_device(xp, np.float32)  # as the trainer does: the fused update reads them there
     if xp is not np and cuda_graph:
         from tinynet.kernels.cuda_graph import CapturedStep
 
-        optimizer.keep_scalars_on_device(xp, np.float32)
         graph = CapturedStep(update)  # the batch stays in x and y
         update = graph.launch
 

@@ -17,8 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from tinynet.backend import device_name, get_xp
-from tinynet.functional.losses import add_l2_gradients, rmse_loss
-from tinynet.optim import OPTIMIZERS, WeightAverage, clip_grad_norm
+from tinynet.functional.losses import rmse_loss
+from tinynet.optim import OPTIMIZERS, WeightAverage, update_parameters
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cli import UsageError, run_command
@@ -66,27 +66,26 @@ def iteration_rng(config, iteration):
     return np.random.default_rng((config["seed"], iteration))
 
 
-def training_update(model, optimizer, x, y, l2, clip):
+def training_update(model, optimizer, x, y, l2, clip, average=None):
     """The array work of one iteration (section 5.3): forward, RMSE (eq. 15), backward,
-    L2 on the weights (eq. 17), gradient clipping, and the optimizer's update with the
-    scalars of its latest `begin_step`. Returns the batch's RMSE, a 0-d array (no sync)."""
+    L2 on the weights (eq. 17), gradient clipping, the optimizer's update and the weight
+    average's (if any), with the scalars of their latest `begin_step`
+    (tinynet.optim.update_parameters). Returns the batch's RMSE, a 0-d array (no sync)."""
     y_hat = model.forward(x, train=True)
     loss, dy = rmse_loss(y_hat, y)
     model.backward(dy)
-    grads = model.named_grads()
-    add_l2_gradients(grads, model.named_weights(), l2)
-    clip_grad_norm(grads, clip)
-    optimizer.apply(model.named_params(), grads)
+    update_parameters(model.named_params(), model.named_grads(), model.named_weights(), optimizer, l2, clip, average)
     return loss
 
 
 class Trainer:
     """Owns the model, the optimizer and the data of one run; `step()` is one iteration.
 
-    On the GPU the array work of a step is captured in a CUDA graph after two eager steps
-    and replayed from then on (config["cuda_graph"]; tinynet.kernels.cuda_graph): the
-    batch, the learning rate and the dropout seed are written to device buffers that the
-    graph reads, and the loss is summed on the device, read back only when logged.
+    On the GPU the array work of a step, the weight average's included, is captured in a
+    CUDA graph after two eager steps and replayed from then on (config["cuda_graph"];
+    tinynet.kernels.cuda_graph): the batch, the optimizer's and the average's scalars and
+    the dropout seed are written to device buffers that the graph reads, and the loss is
+    summed on the device, read back only when logged.
     """
 
     def __init__(self, config, xp, train_set, test_set):
@@ -103,16 +102,19 @@ class Trainer:
         self.test_input = xp.asarray(corrupt_test_set(held_out, config["noise"], TEST_NOISE_SEED, config["noise_amount"]))
         self.loss_sum, self.losses_summed = xp.zeros((), dtype=np.float32), 0
         self.graph = None
+        if xp is not np:
+            self.optimizer.keep_scalars_on_device(xp, np.float32)
+            self.average.keep_scalars_on_device(xp, np.float32)
         if xp is not np and config.get("cuda_graph", True):
             from tinynet.kernels.cuda_graph import CapturedStep
 
             shape = (config["batch_size"],) + self.train_images.shape[1:]
             batch = xp.empty(shape, dtype=np.float32), xp.empty(shape, dtype=np.float32)
-            self.optimizer.keep_scalars_on_device(xp, np.float32)
             self.graph = CapturedStep(lambda: self._update(*batch), inputs=batch)
 
     def _update(self, noisy, clean):
-        loss = training_update(self.model, self.optimizer, noisy, clean, self.config["l2"], self.config["clip"])
+        loss = training_update(self.model, self.optimizer, noisy, clean, self.config["l2"], self.config["clip"],
+                               self.average)
         self.loss_sum += loss
         return loss
 
@@ -126,11 +128,11 @@ class Trainer:
         self.model.seed_dropout(int(rng.integers(2**31)))
         self.optimizer.lr = learning_rate(config, self.iteration)
         self.optimizer.begin_step()
+        self.average.begin_step()
         if self.graph is not None:
             self.graph.launch(noisy, clean)
         else:
             self._update(xp.asarray(noisy), xp.asarray(clean))
-        self.average.update(self.model.named_params())
         self.iteration += 1
         self.losses_summed += 1
 
@@ -164,10 +166,8 @@ class Trainer:
         self.model.load_params(params)
         self.optimizer.load_state_dict(optim_state, self.xp)
         average, _, _ = load_checkpoint(path, group="average")
-        if average:  # runs saved before weight averaging start their average at the checkpoint
-            self.average.load_state_dict(average, self.xp)
-        else:
-            self.average = WeightAverage(self.model.named_params(), self.config["average_decay"])
+        # runs saved before weight averaging start their average at the checkpoint
+        self.average.load_state_dict(average or {"t": 0, **params}, self.xp)
         self.iteration = meta["iteration"]
         return meta
 

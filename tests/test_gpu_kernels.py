@@ -103,6 +103,52 @@ def test_adam_kernel_matches_plain_update_over_steps(cp, rng, monkeypatch, dtype
             assert_close(fused.state[name][slot], plain.state[name][slot], dtype)
 
 
+@pytest.mark.parametrize("with_average", [True, False])
+@pytest.mark.parametrize("scale", [1.0, 1e-3])  # the joint norm under, then over, the bound
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_parameter_update_matches_its_plain_twin(cp, rng, monkeypatch, dtype, scale, with_average):
+    """tinynet.optim.update_parameters over three steps: eq. (17), clipping, Adam and the
+    weight average in two kernels on the GPU (a tensor over several chunks, biases without
+    eq. 17's term) against the four plain functions on the host."""
+    from tinynet.kernels import cuda_update
+    from tinynet.optim import WeightAverage, update_parameters
+
+    shapes = {"W": (70, 61), "b": (61,), "V": (3, 5), "c": (1,)}
+    weights = ("W", "V")
+    params = {name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
+    grads_per_step = [{name: (rng.standard_normal(shape) / scale).astype(dtype) for name, shape in shapes.items()}
+                      for _ in range(3)]
+    calls, fused = [], cuda_update.update_all
+
+    def counted(*args):
+        calls.append(1)
+        fused(*args)
+
+    monkeypatch.setattr(cuda_update, "update_all", counted)
+    results = {}
+    for device in ("cpu", "gpu"):
+        monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+        xp = cp if device == "gpu" else np
+        current = {name: xp.array(p) for name, p in params.items()}
+        optimizer, average = Adam(lr=1e-2), WeightAverage(current, decay=0.5) if with_average else None
+        for holder in (optimizer, average):
+            if holder is not None and device == "gpu":
+                holder.keep_scalars_on_device(cp, dtype)
+        for grads in grads_per_step:
+            grads = {name: xp.array(g) for name, g in grads.items()}
+            optimizer.begin_step()
+            if average is not None:
+                average.begin_step()
+            update_parameters(current, grads, {name: current[name] for name in weights}, optimizer, 0.01, 1.0, average)
+        results[device] = [*current.values(), *grads.values(), *(optimizer.state[name][slot] for name in shapes
+                                                                   for slot in Adam.slots)]
+        if average is not None:
+            results[device] += list(average.average.values())
+    assert len(calls) == 3  # every GPU step took the fused kernels
+    for actual, expected in zip(results["gpu"], results["cpu"]):
+        assert_close(actual, expected, dtype)
+
+
 def test_adam_kernel_takes_device_scalars(cp, rng):
     """0-d device arrays for step and eps_hat (what a captured graph needs) act as the floats."""
     from tinynet.kernels import cuda_fused
@@ -349,7 +395,9 @@ def test_trainer_replaying_a_cuda_graph_matches_eager_steps(cp):
             trainer.step()
         runs[graph] = (trainer.model.named_params(), trainer.pop_train_loss(), trainer)
     assert runs[True][2].graph.captured and runs[False][2].graph is None
-    (eager, eager_loss, _), (replayed, replayed_loss, _) = runs[False], runs[True]
+    (eager, eager_loss, eager_trainer), (replayed, replayed_loss, replayed_trainer) = runs[False], runs[True]
     assert abs(eager_loss - replayed_loss) < 1e-6
-    for name in eager:
+    for name in eager:  # the weights, and their average (updated inside the graph)
         assert normwise_error(cp.asnumpy(replayed[name]), cp.asnumpy(eager[name])) < 1e-5, name
+        assert normwise_error(cp.asnumpy(replayed_trainer.average.average[name]),
+                              cp.asnumpy(eager_trainer.average.average[name])) < 1e-5, name

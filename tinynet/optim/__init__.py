@@ -10,7 +10,9 @@ from .average import WeightAverage
 from .base import Optimizer
 from .clip import clip_grad_norm
 from .sgd import SGD
+from .update import update_parameters
 
 OPTIMIZERS = {"adam": Adam, "adadelta": Adadelta, "sgd": SGD}
 
-__all__ = ["clip_grad_norm", "Optimizer", "SGD", "Adam", "Adadelta", "OPTIMIZERS", "WeightAverage"]
+__all__ = ["clip_grad_norm", "Optimizer", "SGD", "Adam", "Adadelta", "OPTIMIZERS", "WeightAverage",
+           "update_parameters"]

@@ -6,13 +6,47 @@ rate, Adam's bias corrections) on the host; `apply(params, grads)` does the arra
 runs `begin_step` before each replay and captures only `apply`: with
 `keep_scalars_on_device` the scalars live in one device array that `begin_step` overwrites
 in place, so every replay reads the current values (a Python float would be frozen into
-the graph).
+the graph). The weight average (tinynet.optim.WeightAverage) has scalars of its own and
+shares that mechanism, `StepScalars`.
 """
 
 from ..backend import to_device, to_numpy, xp_of
 
 
-class Optimizer:
+class StepScalars:
+    """Counts steps (`self.t`) and holds the current step's scalars in `self.scalars`:
+    floats, or 0-d views of one device array (`scalar_buffer`) after keep_scalars_on_device.
+    Subclasses name their scalars in `scalar_names` and compute them in `step_scalars`."""
+
+    scalar_names = ()
+
+    def __init__(self):
+        self.t = 0
+        self.scalars = {}
+        self.scalar_buffer = None
+
+    def begin_step(self):
+        """Count the step and set its scalars (written to the device buffer when there is one)."""
+        self.t += 1
+        values = self.step_scalars()
+        if self.scalar_buffer is None:
+            self.scalars = values
+        else:
+            buffer = self.scalar_buffer
+            buffer[...] = xp_of(buffer).asarray([values[name] for name in self.scalar_names], dtype=buffer.dtype)
+
+    def keep_scalars_on_device(self, xp, dtype):
+        """From now on keep the step's scalars in one array of module `xp` (CuPy: on the
+        device); `self.scalars` then holds 0-d views of it that never move."""
+        self.scalar_buffer = xp.zeros(len(self.scalar_names), dtype=dtype)
+        self.scalars = {name: self.scalar_buffer[i:i + 1].reshape(()) for i, name in enumerate(self.scalar_names)}
+
+    def step_scalars(self):
+        """{name: float} of the step `self.t`, one per name of `scalar_names`."""
+        raise NotImplementedError
+
+
+class Optimizer(StepScalars):
     """Per-parameter state lives in `self.state[name][slot]` (arrays like the parameter);
     `self.scalars[name]` holds the current step's scalars (floats, or 0-d device arrays)."""
 
@@ -20,35 +54,16 @@ class Optimizer:
     scalar_names = ("lr",)
 
     def __init__(self, lr):
+        super().__init__()
         self.lr = lr
-        self.t = 0
         self.state = {}
-        self.scalars = {}
-        self._scalar_buffer = None
 
     def step(self, params, grads):
         """One update of every parameter in `params` ({name: array}) from `grads` (same keys)."""
         self.begin_step()
         self.apply(params, grads)
 
-    def begin_step(self):
-        """Count the step and set its scalars (written to the device buffer when there is one)."""
-        self.t += 1
-        values = self.step_scalars()
-        if self._scalar_buffer is None:
-            self.scalars = values
-        else:
-            buffer = self._scalar_buffer
-            buffer[...] = xp_of(buffer).asarray([values[name] for name in self.scalar_names], dtype=buffer.dtype)
-
-    def keep_scalars_on_device(self, xp, dtype):
-        """From now on keep the step's scalars in one array of module `xp` (CuPy: on the
-        device); `self.scalars` then holds 0-d views of it that never move."""
-        self._scalar_buffer = xp.zeros(len(self.scalar_names), dtype=dtype)
-        self.scalars = {name: self._scalar_buffer[i:i + 1].reshape(()) for i, name in enumerate(self.scalar_names)}
-
     def step_scalars(self):
-        """{name: float} of the step `self.t`, one per name of `scalar_names`."""
         return {"lr": self.lr}
 
     def apply(self, params, grads):
@@ -56,11 +71,14 @@ class Optimizer:
         if set(params) != set(grads):
             raise KeyError(f"params and grads differ: {sorted(set(params) ^ set(grads))}")
         for name, param in params.items():
-            state = self.state.get(name)
-            if state is None:
-                xp = xp_of(param)
-                state = self.state[name] = {slot: xp.zeros_like(param) for slot in self.slots}
-            self.update(param, grads[name], state)
+            self.update(param, grads[name], self.state_of(name, param))
+
+    def state_of(self, name, param):
+        """The state slots of parameter `name`, made (zeros like `param`) on first use."""
+        state = self.state.get(name)
+        if state is None:
+            state = self.state[name] = {slot: xp_of(param).zeros_like(param) for slot in self.slots}
+        return state
 
     def update(self, param, grad, state):
         raise NotImplementedError
