@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 
 import tinynet.kernels as kernels
+from test_kernels import CONV_CASES, POOL_CASES
 from tinynet.backend import gpu_unavailable_reason
+from tinynet.functional.conv import col2im, im2col, output_size
 from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
+from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward
 from tinynet.optim import Adam
 
 GPU_REASON = gpu_unavailable_reason()
@@ -184,6 +187,37 @@ def test_clip_and_l2_kernels_match_numpy(cp, rng, monkeypatch, dtype, scale):
         results[device] = [norm, *device_grads.values()]
     for actual, expected in zip(results["gpu"], results["cpu"]):
         assert_close(actual, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, kh, kw, stride, pad", CONV_CASES)
+def test_eq05_im2col_col2im_kernels_match_numpy(cp, rng, monkeypatch, dtype, shape, kh, kw, stride, pad):
+    """Columns are copies and col2im adds a pixel's shares in the twin's order: equal bit for bit."""
+    x = rng.standard_normal(shape).astype(dtype)
+    dcols = rng.standard_normal((shape[1] * kh * kw, shape[0] * output_size(shape[2], kh, stride, pad)
+                                 * output_size(shape[3], kw, stride, pad))).astype(dtype)
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    cols_twin, dx_twin = im2col(x, kh, kw, stride, pad), col2im(dcols, shape, kh, kw, stride, pad)
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    cols, dx = im2col(cp.asarray(x), kh, kw, stride, pad), col2im(cp.asarray(dcols), shape, kh, kw, stride, pad)
+    assert cols.dtype == dtype and np.array_equal(cp.asnumpy(cols), cols_twin)
+    assert dx.dtype == dtype and np.array_equal(cp.asnumpy(dx), dx_twin)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, size, stride", POOL_CASES)
+def test_eq06_maxpool_kernels_match_numpy(cp, rng, monkeypatch, dtype, shape, size, stride):
+    x = rng.standard_normal(shape).astype(dtype)
+    x.flat[::7] = x.flat[1]  # ties too: the first maximum in row-major order wins in both
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    y_twin, cache_twin = maxpool2d_forward(x, size, stride)
+    dy = rng.standard_normal(y_twin.shape).astype(dtype)
+    dx_twin, _ = maxpool2d_backward(dy, cache_twin)
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    y, cache = maxpool2d_forward(cp.asarray(x), size, stride)
+    dx, _ = maxpool2d_backward(cp.asarray(dy), cache)
+    assert np.array_equal(cp.asnumpy(y), y_twin) and np.array_equal(cp.asnumpy(cache[1]), cache_twin[1])
+    assert dx.dtype == dtype and np.array_equal(cp.asnumpy(dx), dx_twin)  # shares added in the twin's order
 
 
 # (N, H, D): odd sizes in one block; several row and unit blocks, two column blocks in the

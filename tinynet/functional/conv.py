@@ -13,12 +13,12 @@ that im2col has just written, and col2im the ones the product has just written, 
 about a quarter faster than whole-batch passes through main memory. The GPU takes the batch
 in one chunk.
 
-On the CPU, im2col and col2im run as Numba kernels (tinynet.kernels) whose reference twin
-is the strided-view code below.
+im2col and col2im run as kernels of tinynet.kernels (Numba on the CPU, one CuPy kernel each
+on the GPU) whose reference twin is the strided-view code below.
 """
 
 from ..backend import is_gpu_array, xp_of
-from ..kernels import cpu_kernels
+from ..kernels import cpu_kernels, gpu_kernels
 from .matmul import matmul
 
 CPU_CHUNK_BYTES = 2 * 2**20
@@ -52,7 +52,7 @@ def _pad(x, pad):
 
 def im2col(x, kh, kw, stride, pad):
     """x: (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), row (c, i, j), column (n, h, w)."""
-    kernels = cpu_kernels(x)
+    kernels = cpu_kernels(x) or gpu_kernels(x)
     if kernels is not None:
         return kernels.im2col(x, kh, kw, stride, pad)
     windows = sliding_windows(_pad(x, pad), kh, kw, stride)
@@ -62,7 +62,7 @@ def im2col(x, kh, kw, stride, pad):
 
 def col2im(cols, x_shape, kh, kw, stride, pad):
     """Adjoint of im2col: cols (C*kh*kw, N*Ho*Wo) -> dx (N, C, H, W), summing overlapping windows."""
-    kernels = cpu_kernels(cols)
+    kernels = cpu_kernels(cols) or gpu_kernels(cols)
     if kernels is not None:
         return kernels.col2im(cols, x_shape, kh, kw, stride, pad)
     N, C, Hi, Wi = x_shape

@@ -1,13 +1,14 @@
 """Max pooling, eq. (6): y[i, j, k] = max over p, q of x[i, j*stride + p, k*stride + q].
 
 Windows are a strided view of the input (sliding_windows); forward and backward loop over
-the size x size offsets inside a window, never over pixels (on the CPU a Numba kernel of
-tinynet.kernels, with this code as its reference twin, makes one pass instead). Sizes are floored like PyTorch:
-rows or columns that do not fill a window are dropped (and get zero gradient).
+the size x size offsets inside a window, never over pixels (a kernel of tinynet.kernels,
+Numba on the CPU and CuPy on the GPU, with this code as its reference twin, makes one pass
+instead). Sizes are floored like PyTorch: rows or columns that do not fill a window are
+dropped (and get zero gradient).
 """
 
 from ..backend import xp_of
-from ..kernels import cpu_kernels
+from ..kernels import cpu_kernels, gpu_kernels
 from .conv import sliding_windows
 
 
@@ -17,7 +18,7 @@ def maxpool2d_forward(x, size=2, stride=2):
     The cache keeps, per window, the offset p * size + q of its maximum; with ties the first
     in row-major order wins, so exactly one input per window receives the gradient.
     """
-    kernels = cpu_kernels(x)
+    kernels = cpu_kernels(x) or gpu_kernels(x)
     if kernels is not None:
         y, winner = kernels.maxpool2d(x, size, stride)
         return y, (x.shape, winner, size, stride)
@@ -36,7 +37,7 @@ def maxpool2d_forward(x, size=2, stride=2):
 def maxpool2d_backward(dy, cache):
     """dy: (N, C, Ho, Wo) -> dx: (N, C, H, W), dy routed to each window's arg-max only."""
     x_shape, winner, size, stride = cache
-    kernels = cpu_kernels(dy)
+    kernels = cpu_kernels(dy) or gpu_kernels(dy)
     if kernels is not None:
         return kernels.maxpool2d_backward(dy, winner, x_shape, size, stride), {}
     xp = xp_of(dy)

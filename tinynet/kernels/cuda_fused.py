@@ -6,6 +6,8 @@ signature), in one kernel launch instead of a dozen elementwise ones and their t
     lstm_layer_step_*,          tinynet.functional.decoder (eqs. 8-14, one decoder step)
       output_row_*
     adam_update                 tinynet.optim.adam
+    im2col, col2im              tinynet.functional.conv (eq. 5's columns)
+    maxpool2d(_backward)        tinynet.functional.pool (eq. 6)
     clip_grad_norm, add_scaled  tinynet.optim.clip, tinynet.functional.losses (eq. 17)
     CounterRandom               tinynet.functional.dropout.counter_uniform
     matmul                      numpy's a @ b, inside a CUDA graph capture where cuBLAS
@@ -195,6 +197,148 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
     every step, a Python float would be frozen into the graph).
     """
     _adam_update_kernel()(grad, beta1, beta2, 1 - beta1, 1 - beta2, step, eps_hat, param, m, v)
+
+
+# ---- convolution columns and max pooling (tinynet.functional.conv, tinynet.functional.pool) ----
+# One thread per output element, each reading what it needs (a gather): col2im and the
+# pooling backward add a pixel's contributions in the order of their NumPy twins' loops
+# (kernel offset i, then j), so no two threads write one element and no atomics are needed.
+# `i` is CuPy's index over the output; shapes come in as scalars (fixed for a captured step).
+
+_IMAGE_INDEX = """
+const int w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _im2col_kernel():
+    return cupy.ElementwiseKernel(
+        "raw T x, int32 N, int32 C, int32 H, int32 W, int32 kh, int32 kw, int32 stride, int32 pad, int32 Ho, "
+        "int32 Wo",
+        "T cols",
+        """
+        const int pixels = N * Ho * Wo;  // columns per row
+        const int row = i / pixels, column = i % pixels;
+        const int c = row / (kh * kw), ki = (row / kw) % kh, kj = row % kw;
+        const int n = column / (Ho * Wo), ho = (column / Wo) % Ho, wo = column % Wo;
+        const int h = ho * stride + ki - pad, w = wo * stride + kj - pad;
+        cols = (h >= 0 && h < H && w >= 0 && w < W) ? x[((long long)(n * C + c) * H + h) * W + w] : (T)0;
+        """,
+        "tinynet_im2col",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _col2im_kernel():
+    return cupy.ElementwiseKernel(
+        "raw T cols, int32 N, int32 C, int32 H, int32 W, int32 kh, int32 kw, int32 stride, int32 pad, int32 Ho, "
+        "int32 Wo",
+        "T dx",
+        _IMAGE_INDEX + """
+        const long long pixels = (long long)N * Ho * Wo;
+        T sum = (T)0;
+        for (int ki = 0; ki < kh; ++ki) {
+            const int rows_back = h + pad - ki;  // = ho * stride for the window that reads (h, w) at ki
+            if (rows_back < 0 || rows_back % stride != 0 || rows_back / stride >= Ho) continue;
+            for (int kj = 0; kj < kw; ++kj) {
+                const int cols_back = w + pad - kj;
+                if (cols_back < 0 || cols_back % stride != 0 || cols_back / stride >= Wo) continue;
+                const long long row = (long long)(c * kh + ki) * kw + kj;
+                sum += cols[row * pixels + ((long long)n * Ho + rows_back / stride) * Wo + cols_back / stride];
+            }
+        }
+        dx = sum;
+        """,
+        "tinynet_col2im",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _maxpool_kernel():
+    return cupy.ElementwiseKernel(
+        "raw T x, int32 H, int32 W, int32 size, int32 stride, int32 Ho, int32 Wo",
+        "T y, int16 winner",
+        """
+        const int wo = i % Wo, ho = (i / Wo) % Ho;
+        const long long plane = i / (Wo * Ho);
+        const T* window = &x[(plane * H + ho * stride) * W + wo * stride];
+        T best = window[0];
+        short best_at = 0;
+        for (int p = 0; p < size; ++p)
+            for (int q = 0; q < size; ++q)
+                if (window[p * W + q] > best) {  // strict: the first maximum wins
+                    best = window[p * W + q];
+                    best_at = (short)(p * size + q);
+                }
+        y = best;
+        winner = best_at;
+        """,
+        "tinynet_maxpool",
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _maxpool_backward_kernel():
+    return cupy.ElementwiseKernel(
+        "raw T dy, raw int16 winner, int32 C, int32 H, int32 W, int32 size, int32 stride, int32 Ho, int32 Wo",
+        "T dx",
+        _IMAGE_INDEX + """
+        T sum = (T)0;
+        for (int p = 0; p < size; ++p) {
+            const int rows_back = h - p;
+            if (rows_back < 0 || rows_back % stride != 0 || rows_back / stride >= Ho) continue;
+            for (int q = 0; q < size; ++q) {
+                const int cols_back = w - q;
+                if (cols_back < 0 || cols_back % stride != 0 || cols_back / stride >= Wo) continue;
+                const long long at = ((long long)(n * C + c) * Ho + rows_back / stride) * Wo + cols_back / stride;
+                if (winner[at] == p * size + q) sum += dy[at];
+            }
+        }
+        dx = sum;
+        """,
+        "tinynet_maxpool_backward",
+    )
+
+
+def _output_size(size, kernel, stride, pad):
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+def im2col(x, kh, kw, stride, pad):
+    """x: (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), row (c, i, j), column (n, h, w); pads with 0."""
+    N, C, H, W = x.shape
+    Ho, Wo = _output_size(H, kh, stride, pad), _output_size(W, kw, stride, pad)
+    cols = cupy.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
+    _im2col_kernel()(cupy.ascontiguousarray(x), N, C, H, W, kh, kw, stride, pad, Ho, Wo, cols)
+    return cols
+
+
+def col2im(cols, x_shape, kh, kw, stride, pad):
+    """Adjoint of im2col: cols (C*kh*kw, N*Ho*Wo) -> dx (N, C, H, W), summing overlapping windows."""
+    N, C, H, W = x_shape
+    Ho, Wo = _output_size(H, kh, stride, pad), _output_size(W, kw, stride, pad)
+    dx = cupy.empty(x_shape, dtype=cols.dtype)
+    _col2im_kernel()(cupy.ascontiguousarray(cols), N, C, H, W, kh, kw, stride, pad, Ho, Wo, dx)
+    return dx
+
+
+def maxpool2d(x, size, stride):
+    """x: (N, C, H, W) -> y (N, C, Ho, Wo) and winner (int16, offset p * size + q of each maximum)."""
+    N, C, H, W = x.shape
+    Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
+    y, winner = cupy.empty((N, C, Ho, Wo), dtype=x.dtype), cupy.empty((N, C, Ho, Wo), dtype=cupy.int16)
+    _maxpool_kernel()(cupy.ascontiguousarray(x), H, W, size, stride, Ho, Wo, y, winner)
+    return y, winner
+
+
+def maxpool2d_backward(dy, winner, x_shape, size, stride):
+    """dy: (N, C, Ho, Wo) -> dx (N, C, H, W), each dy added to its window's arg-max."""
+    _, C, H, W = x_shape
+    _, _, Ho, Wo = dy.shape
+    dx = cupy.empty(x_shape, dtype=dy.dtype)
+    _maxpool_backward_kernel()(cupy.ascontiguousarray(dy), cupy.ascontiguousarray(winner), C, H, W, size, stride,
+                               Ho, Wo, dx)
+    return dx
 
 
 @functools.lru_cache(maxsize=None)
