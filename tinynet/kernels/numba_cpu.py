@@ -144,15 +144,29 @@ def _maxpool2d(x, size, stride, y, winner):
     N, C, Ho, Wo = y.shape
     for n in range(N):
         for c in range(C):
+            plane, best_of, winner_of = x[n, c], y[n, c], winner[n, c]
             for ho in range(Ho):
+                h = ho * stride
+                if size == 2 and stride == 2:  # Table 1's pools: the window unrolled (3-6x faster)
+                    top, bottom = plane[h], plane[h + 1]
+                    for wo in range(Wo):
+                        best, best_at = top[2 * wo], 0
+                        if top[2 * wo + 1] > best:  # strict: the first maximum wins
+                            best, best_at = top[2 * wo + 1], 1
+                        if bottom[2 * wo] > best:
+                            best, best_at = bottom[2 * wo], 2
+                        if bottom[2 * wo + 1] > best:
+                            best, best_at = bottom[2 * wo + 1], 3
+                        best_of[ho, wo], winner_of[ho, wo] = best, best_at
+                    continue
                 for wo in range(Wo):
-                    h, w = ho * stride, wo * stride
-                    best, best_at = x[n, c, h, w], 0
+                    w = wo * stride
+                    best, best_at = plane[h, w], 0
                     for p in range(size):
                         for q in range(size):
-                            if x[n, c, h + p, w + q] > best:  # strict: the first maximum wins
-                                best, best_at = x[n, c, h + p, w + q], p * size + q
-                    y[n, c, ho, wo], winner[n, c, ho, wo] = best, best_at
+                            if plane[h + p, w + q] > best:  # strict: the first maximum wins
+                                best, best_at = plane[h + p, w + q], p * size + q
+                    best_of[ho, wo], winner_of[ho, wo] = best, best_at
 
 
 def maxpool2d(x, size, stride):
@@ -167,13 +181,26 @@ def maxpool2d(x, size, stride):
 @njit(**JIT)
 def _maxpool2d_backward(dy, winner, size, stride, dx):
     N, C, Ho, Wo = dy.shape
-    dx[...] = 0
     for n in range(N):
         for c in range(C):
+            grad, winner_of, plane = dy[n, c], winner[n, c], dx[n, c]
+            if size == 2 and stride == 2:  # disjoint windows: write every pixel once, no zeroing pass
+                plane[2 * Ho:] = 0  # rows and columns that fill no window (floored sizes)
+                plane[:, 2 * Wo:] = 0
+                for ho in range(Ho):
+                    top, bottom = plane[2 * ho], plane[2 * ho + 1]
+                    for wo in range(Wo):
+                        g, at = grad[ho, wo], winner_of[ho, wo]
+                        top[2 * wo] = g if at == 0 else 0
+                        top[2 * wo + 1] = g if at == 1 else 0
+                        bottom[2 * wo] = g if at == 2 else 0
+                        bottom[2 * wo + 1] = g if at == 3 else 0
+                continue
+            plane[...] = 0
             for ho in range(Ho):
                 for wo in range(Wo):
-                    p, q = winner[n, c, ho, wo] // size, winner[n, c, ho, wo] % size
-                    dx[n, c, ho * stride + p, wo * stride + q] += dy[n, c, ho, wo]  # windows may overlap
+                    p, q = winner_of[ho, wo] // size, winner_of[ho, wo] % size
+                    plane[ho * stride + p, wo * stride + q] += grad[ho, wo]  # windows may overlap
 
 
 def maxpool2d_backward(dy, winner, x_shape, size, stride):
