@@ -6,6 +6,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 
+from tinynet.kernels import beside
 from tinynet.layers import (
     Conv2D,
     ConvTranspose2D,
@@ -75,9 +76,16 @@ class CNNLSTM(Layer):
         return self.decoder.forward(x, v, train=train)
 
     def backward(self, dy):
-        """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4)."""
-        dx_rows, dv = self.decoder.backward(dy)
+        """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4).
+
+        The decoder's weight gradients do not feed the encoder's backward: on the GPU they
+        run beside the decoder's sweep and the encoder's backward, on a second stream
+        (tinynet.kernels.beside).
+        """
+        side = beside(dy)
+        dx_rows, dv = self.decoder.backward_through_time(dy, side)
         dx = self.encoder.backward(dv)
+        side.join()
         return None if dx is None else dx[:, 0] + dx_rows
 
 

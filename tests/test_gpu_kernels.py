@@ -296,7 +296,9 @@ def test_eq14_output_row_kernels_match_numpy(cp, rng, monkeypatch, dtype):
 
 
 def test_decoder_on_the_gpu_matches_the_cpu(cp, rng, monkeypatch):
-    """The whole decoder (its fused steps in float64, dropout on) against the NumPy twin."""
+    """The whole decoder (its fused steps in float64, dropout on) against the NumPy twin; on
+    the GPU the weight gradients come from the side stream (kernels.beside)."""
+    from tinynet.kernels import InPlace, beside
     from tinynet.layers import LSTMDecoder
 
     x_rows, v = rng.random((6, 28, 28)), rng.standard_normal((6, 100))
@@ -312,6 +314,7 @@ def test_decoder_on_the_gpu_matches_the_cpu(cp, rng, monkeypatch):
         decoder.masks.counter_on_cpu = device == "cpu"
         y = decoder.forward(put(x_rows), put(v), train=True)
         dx_rows, dv = decoder.backward(put(dy))
+        assert isinstance(beside(put(dy)), InPlace) == (device == "cpu")
         results[device] = [y, dx_rows, dv] + [decoder.grads[key] for key in sorted(decoder.grads)]
     for actual, expected in zip(results["gpu"], results["cpu"]):
         assert_close(actual, expected, np.float64)

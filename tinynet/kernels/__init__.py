@@ -7,9 +7,10 @@ code they replace stays where it is, as each kernel's reference twin, and
 tests/test_kernels.py checks that the two agree. `cuda_fused` holds CuPy kernels for CuPy
 arrays (the LSTM cell forward and backward, one decoder step and output row each way, the
 Adam update, gradient clipping, eq. (17)'s gradient, dropout's counter-based random numbers
-and a matrix product; tests/test_gpu_kernels.py), `cuda_graph` replays a whole training
-step captured in a CUDA graph, and `cuda_blas` calls cuBLAS inside such a capture, where
-CuPy will not.
+and a matrix product; tests/test_gpu_kernels.py), `cuda_update` the whole parameter update
+of a step in two kernels, `cuda_graph` replays a whole training step captured in a CUDA
+graph, `cuda_blas` calls cuBLAS inside such a capture, where CuPy will not, and
+`cuda_streams` runs work beside other work on a second stream (`beside`).
 
 Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
 Tests switch at run time by setting `ENABLED`.
@@ -68,3 +69,25 @@ def gpu_kernels_one_dtype(*arrays):
     a single T), else None."""
     kernels = gpu_kernels(*arrays)
     return kernels if kernels is not None and len({a.dtype for a in arrays}) == 1 else None
+
+
+
+class InPlace:
+    """What `beside` gives where there is no second stream: run() runs at once."""
+
+    def run(self, fn):
+        fn()
+
+    def join(self):
+        pass
+
+
+def beside(like):
+    """Work that later work does not need: `run(fn)` enqueues fn() and `join()` waits for
+    all of it. On a second CUDA stream when `like` is a CuPy array the kernels serve
+    (tinynet.kernels.cuda_streams), else at once, in place."""
+    if gpu_kernels(like) is None:
+        return InPlace()
+    from .cuda_streams import SideStream
+
+    return SideStream()

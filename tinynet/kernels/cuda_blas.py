@@ -1,12 +1,15 @@
-"""cuBLAS's matrix product inside a CUDA graph capture (tinynet.kernels.cuda_graph).
+"""cuBLAS's matrix product, the same call eagerly, inside a CUDA graph capture
+(tinynet.kernels.cuda_graph) and on two streams at once (tinynet.kernels.cuda_streams).
 
 CuPy refuses every cuBLAS call while a stream is being captured ("calling cuBLAS API during
 stream capture is currently unsupported", CuPy 13 and 14: its binding checks the stream).
 cuBLAS itself supports capture, and from CUDA 12.2 on it takes its workspace stream-ordered,
 so a captured product neither allocates outside the graph nor grows with each capture.
 This module therefore calls cuBLAS's C API directly (ctypes, on the library CuPy has
-loaded, with a handle of its own). Where that is not possible (an older CUDA, ROCm, no
-library found) `gemm` returns None and the caller uses tinynet's own GEMM kernel.
+loaded), with a handle of its own per stream: a handle's workspace must not serve two
+streams whose products may run at the same time. Where that is not possible (an older
+CUDA, ROCm, no library found) `gemm` returns None and the caller uses CuPy's product, or
+inside a capture tinynet's own GEMM kernel.
 """
 
 import ctypes
@@ -32,9 +35,9 @@ def _loaded_cublas_path():
 
 
 def prepare():
-    """Load the library and make the current device's handle, outside any capture (both
+    """Load the library and make the current stream's handle, outside any capture (both
     allocate); True when `gemm` will serve. CapturedStep calls it before it captures."""
-    return _library() is not None and _handle(cupy.cuda.Device().id) is not None
+    return _library() is not None and _current_handle() is not None
 
 
 @functools.lru_cache(maxsize=None)
@@ -51,12 +54,19 @@ def _library():
 
 
 @functools.lru_cache(maxsize=None)
-def _handle(device_id):
-    """A cuBLAS handle of this module's own for the device (default modes: host scalars)."""
+def _handle(device_id, stream_ptr):
+    """A cuBLAS handle of this module's own for the device and stream (default modes: host
+    scalars), bound to that stream."""
     handle = ctypes.c_void_p()
     with cupy.cuda.Device(device_id):
         status = _library().cublasCreate_v2(ctypes.byref(handle))
+    if status == 0:
+        status = _library().cublasSetStream_v2(handle, ctypes.c_void_p(stream_ptr))
     return handle if status == 0 else None
+
+
+def _current_handle():
+    return _handle(cupy.cuda.Device().id, cupy.cuda.get_current_stream().ptr)
 
 
 def _column_major(x):
@@ -80,7 +90,7 @@ def gemm(a, b):
     Row-major C = A B is column-major C^T = B^T A^T: cuBLAS gets (B, A) in that order.
     """
     library = _library()
-    handle = None if library is None else _handle(a.device.id)
+    handle = None if library is None else _current_handle()
     if handle is None:
         return None
     layouts = [_column_major(x) for x in (a, b)]
@@ -93,11 +103,9 @@ def gemm(a, b):
     out = cupy.empty((M, N), dtype=a.dtype)
     name, scalar = _GEMM[a.dtype]
     one, zero = scalar(1), scalar(0)
-    status = library.cublasSetStream_v2(handle, ctypes.c_void_p(cupy.cuda.get_current_stream().ptr))
-    if status == 0:
-        status = getattr(library, name)(
-            handle, op_b, op_a, N, M, K, ctypes.byref(one), ctypes.c_void_p(b.data.ptr), ldb,
-            ctypes.c_void_p(a.data.ptr), lda, ctypes.byref(zero), ctypes.c_void_p(out.data.ptr), N)
+    status = getattr(library, name)(
+        handle, op_b, op_a, N, M, K, ctypes.byref(one), ctypes.c_void_p(b.data.ptr), ldb,
+        ctypes.c_void_p(a.data.ptr), lda, ctypes.byref(zero), ctypes.c_void_p(out.data.ptr), N)
     if status != 0:
         raise RuntimeError(f"cuBLAS {name} failed with status {status} for shapes {a.shape} @ {b.shape}")
     return out

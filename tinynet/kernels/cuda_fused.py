@@ -10,8 +10,9 @@ signature), in one kernel launch instead of a dozen elementwise ones and their t
     maxpool2d(_backward)        tinynet.functional.pool (eq. 6)
     clip_grad_norm, add_scaled  tinynet.optim.clip, tinynet.functional.losses (eq. 17)
     CounterRandom               tinynet.functional.dropout.counter_uniform
-    matmul                      numpy's a @ b, inside a CUDA graph capture where cuBLAS
-                                cannot serve (tinynet.functional.matmul, kernels.cuda_blas)
+    gpu_matmul, matmul          numpy's a @ b: cuBLAS called directly (kernels.cuda_blas),
+                                else tinynet's GEMM kernel inside a capture
+                                (tinynet.functional.matmul)
 
 The LSTM and Adam kernels are cupy.ElementwiseKernels (the LSTM ones over the (N, H) cell
 positions), generic in the float type T; the (N, 4H) gate arrays are `raw` arguments
@@ -200,104 +201,126 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
 
 
 # ---- convolution columns and max pooling (tinynet.functional.conv, tinynet.functional.pool) ----
-# One thread per output element, each reading what it needs (a gather): col2im and the
-# pooling backward add a pixel's contributions in the order of their NumPy twins' loops
-# (kernel offset i, then j), so no two threads write one element and no atomics are needed.
-# `i` is CuPy's index over the output; shapes come in as scalars (fixed for a captured step).
+# One block per image plane, its threads a 2-D tile over the plane's rows and columns (so
+# no thread divides an index per element: integer division is dozens of instructions on a
+# GPU, and the columns of one conv2 step are 16 million elements). Each thread computes
+# the elements it owns by reading what they need (a gather): col2im and the pooling
+# backward add a pixel's contributions in the order of their NumPy twins' loops (kernel
+# offset i, then j), so no two threads write one element and no atomics are needed.
+_IMAGE_SOURCE = r"""
+// rows_back = h + pad - i must be o * stride for an output o in [0, count): that o, or -1
+__device__ int output_at(int rows_back, int stride, int count) {
+    if (rows_back < 0) return -1;
+    const int o = stride == 1 ? rows_back : rows_back / stride;
+    return (stride == 1 || o * stride == rows_back) && o < count ? o : -1;
+}
 
-_IMAGE_INDEX = """
-const int w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
-"""
-
-
-@functools.lru_cache(maxsize=None)
-def _im2col_kernel():
-    return cupy.ElementwiseKernel(
-        "raw T x, int32 N, int32 C, int32 H, int32 W, int32 kh, int32 kw, int32 stride, int32 pad, int32 Ho, "
-        "int32 Wo",
-        "T cols",
-        """
-        const int pixels = N * Ho * Wo;  // columns per row
-        const int row = i / pixels, column = i % pixels;
-        const int c = row / (kh * kw), ki = (row / kw) % kh, kj = row % kw;
-        const int n = column / (Ho * Wo), ho = (column / Wo) % Ho, wo = column % Wo;
-        const int h = ho * stride + ki - pad, w = wo * stride + kj - pad;
-        cols = (h >= 0 && h < H && w >= 0 && w < W) ? x[((long long)(n * C + c) * H + h) * W + w] : (T)0;
-        """,
-        "tinynet_im2col",
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _col2im_kernel():
-    return cupy.ElementwiseKernel(
-        "raw T cols, int32 N, int32 C, int32 H, int32 W, int32 kh, int32 kw, int32 stride, int32 pad, int32 Ho, "
-        "int32 Wo",
-        "T dx",
-        _IMAGE_INDEX + """
-        const long long pixels = (long long)N * Ho * Wo;
-        T sum = (T)0;
-        for (int ki = 0; ki < kh; ++ki) {
-            const int rows_back = h + pad - ki;  // = ho * stride for the window that reads (h, w) at ki
-            if (rows_back < 0 || rows_back % stride != 0 || rows_back / stride >= Ho) continue;
-            for (int kj = 0; kj < kw; ++kj) {
-                const int cols_back = w + pad - kj;
-                if (cols_back < 0 || cols_back % stride != 0 || cols_back / stride >= Wo) continue;
-                const long long row = (long long)(c * kh + ki) * kw + kj;
-                sum += cols[row * pixels + ((long long)n * Ho + rows_back / stride) * Wo + cols_back / stride];
-            }
+// cols (C kh kw, N Ho Wo): block (n, row = (c, i, j)) fills row's Ho x Wo columns of image n
+template <typename T>
+__global__ void tinynet_im2col(const T* x, T* cols, int N, int C, int H, int W, int kh, int kw, int stride,
+                               int pad, int Ho, int Wo) {
+    const int n = blockIdx.x, row = blockIdx.y;
+    const int c = row / (kh * kw), i = (row / kw) % kh, j = row % kw;
+    const T* plane = x + ((long long)n * C + c) * H * W;
+    T* out = cols + (long long)row * N * Ho * Wo + (long long)n * Ho * Wo;
+    for (int ho = threadIdx.y; ho < Ho; ho += blockDim.y) {
+        const int h = ho * stride + i - pad;
+        for (int wo = threadIdx.x; wo < Wo; wo += blockDim.x) {
+            const int w = wo * stride + j - pad;
+            out[ho * Wo + wo] = h >= 0 && h < H && w >= 0 && w < W ? plane[h * W + w] : T(0);
         }
-        dx = sum;
-        """,
-        "tinynet_col2im",
-    )
+    }
+}
 
-
-@functools.lru_cache(maxsize=None)
-def _maxpool_kernel():
-    return cupy.ElementwiseKernel(
-        "raw T x, int32 H, int32 W, int32 size, int32 stride, int32 Ho, int32 Wo",
-        "T y, int16 winner",
-        """
-        const int wo = i % Wo, ho = (i / Wo) % Ho;
-        const long long plane = i / (Wo * Ho);
-        const T* window = &x[(plane * H + ho * stride) * W + wo * stride];
-        T best = window[0];
-        short best_at = 0;
-        for (int p = 0; p < size; ++p)
-            for (int q = 0; q < size; ++q)
-                if (window[p * W + q] > best) {  // strict: the first maximum wins
-                    best = window[p * W + q];
-                    best_at = (short)(p * size + q);
+// dx (N, C, H, W): block (n, c) sums, for each pixel, the columns that read it
+template <typename T>
+__global__ void tinynet_col2im(const T* cols, T* dx, int N, int C, int H, int W, int kh, int kw, int stride,
+                               int pad, int Ho, int Wo) {
+    const int n = blockIdx.x, c = blockIdx.y;
+    const long long pixels = (long long)N * Ho * Wo;
+    const T* image = cols + (long long)c * kh * kw * pixels + (long long)n * Ho * Wo;
+    T* plane = dx + ((long long)n * C + c) * H * W;
+    for (int h = threadIdx.y; h < H; h += blockDim.y) {
+        for (int w = threadIdx.x; w < W; w += blockDim.x) {
+            T sum = T(0);
+            for (int i = 0; i < kh; ++i) {
+                const int ho = output_at(h + pad - i, stride, Ho);
+                if (ho < 0) continue;
+                for (int j = 0; j < kw; ++j) {
+                    const int wo = output_at(w + pad - j, stride, Wo);
+                    if (wo >= 0) sum += image[(i * kw + j) * pixels + ho * Wo + wo];
                 }
-        y = best;
-        winner = best_at;
-        """,
-        "tinynet_maxpool",
-    )
+            }
+            plane[h * W + w] = sum;
+        }
+    }
+}
+
+// block (n, c): each output of the plane takes its window's maximum (strict: the first wins)
+template <typename T>
+__global__ void tinynet_maxpool(const T* x, T* y, short* winner, int C, int H, int W, int size, int stride,
+                                int Ho, int Wo) {
+    const long long plane = (long long)blockIdx.x * C + blockIdx.y;
+    for (int ho = threadIdx.y; ho < Ho; ho += blockDim.y) {
+        for (int wo = threadIdx.x; wo < Wo; wo += blockDim.x) {
+            const T* window = x + (plane * H + ho * stride) * W + wo * stride;
+            T best = window[0];
+            short best_at = 0;
+            for (int p = 0; p < size; ++p)
+                for (int q = 0; q < size; ++q)
+                    if (window[p * W + q] > best) {
+                        best = window[p * W + q];
+                        best_at = (short)(p * size + q);
+                    }
+            y[(plane * Ho + ho) * Wo + wo] = best;
+            winner[(plane * Ho + ho) * Wo + wo] = best_at;
+        }
+    }
+}
+
+// block (n, c): each input pixel sums the gradients of the windows whose maximum it was
+template <typename T>
+__global__ void tinynet_maxpool_backward(const T* dy, const short* winner, T* dx, int C, int H, int W, int size,
+                                         int stride, int Ho, int Wo) {
+    const long long plane = (long long)blockIdx.x * C + blockIdx.y;
+    for (int h = threadIdx.y; h < H; h += blockDim.y) {
+        for (int w = threadIdx.x; w < W; w += blockDim.x) {
+            T sum = T(0);
+            for (int p = 0; p < size; ++p) {
+                const int ho = output_at(h - p, stride, Ho);
+                if (ho < 0) continue;
+                for (int q = 0; q < size; ++q) {
+                    const int wo = output_at(w - q, stride, Wo);
+                    const long long at = (plane * Ho + ho) * Wo + wo;
+                    if (wo >= 0 && winner[at] == p * size + q) sum += dy[at];
+                }
+            }
+            dx[(plane * H + h) * W + w] = sum;
+        }
+    }
+}
+"""
+_IMAGE_KERNELS = ("tinynet_im2col", "tinynet_col2im", "tinynet_maxpool", "tinynet_maxpool_backward")
 
 
 @functools.lru_cache(maxsize=None)
-def _maxpool_backward_kernel():
-    return cupy.ElementwiseKernel(
-        "raw T dy, raw int16 winner, int32 C, int32 H, int32 W, int32 size, int32 stride, int32 Ho, int32 Wo",
-        "T dx",
-        _IMAGE_INDEX + """
-        T sum = (T)0;
-        for (int p = 0; p < size; ++p) {
-            const int rows_back = h - p;
-            if (rows_back < 0 || rows_back % stride != 0 || rows_back / stride >= Ho) continue;
-            for (int q = 0; q < size; ++q) {
-                const int cols_back = w - q;
-                if (cols_back < 0 || cols_back % stride != 0 || cols_back / stride >= Wo) continue;
-                const long long at = ((long long)(n * C + c) * Ho + rows_back / stride) * Wo + cols_back / stride;
-                if (winner[at] == p * size + q) sum += dy[at];
-            }
-        }
-        dx = sum;
-        """,
-        "tinynet_maxpool_backward",
-    )
+def _image_kernel(name, dtype):
+    names = tuple(f"{kernel}<{t}>" for t in _GEMM_TYPES.values() for kernel in _IMAGE_KERNELS)
+    module = _image_module(names)
+    return module.get_function(f"{name}<{_GEMM_TYPES[dtype]}>")
+
+
+@functools.lru_cache(maxsize=None)
+def _image_module(names):
+    return cupy.RawModule(code=_IMAGE_SOURCE, options=("-std=c++14",), name_expressions=names)
+
+
+def _plane_launch(name, dtype, images, planes, height, width, args):
+    """One block per (image, plane), its threads a tile of up to 256 over (height, width)."""
+    tile_width = min(width, 32)
+    tile = (tile_width, max(1, min(height, 256 // tile_width)), 1)
+    _image_kernel(name, dtype)((images, planes), tile, tuple(
+        a if isinstance(a, cupy.ndarray) else np.int32(a) for a in args))
 
 
 def _output_size(size, kernel, stride, pad):
@@ -309,7 +332,8 @@ def im2col(x, kh, kw, stride, pad):
     N, C, H, W = x.shape
     Ho, Wo = _output_size(H, kh, stride, pad), _output_size(W, kw, stride, pad)
     cols = cupy.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
-    _im2col_kernel()(cupy.ascontiguousarray(x), N, C, H, W, kh, kw, stride, pad, Ho, Wo, cols)
+    _plane_launch("tinynet_im2col", x.dtype, N, C * kh * kw, Ho, Wo,
+                  (cupy.ascontiguousarray(x), cols, N, C, H, W, kh, kw, stride, pad, Ho, Wo))
     return cols
 
 
@@ -318,7 +342,8 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
     N, C, H, W = x_shape
     Ho, Wo = _output_size(H, kh, stride, pad), _output_size(W, kw, stride, pad)
     dx = cupy.empty(x_shape, dtype=cols.dtype)
-    _col2im_kernel()(cupy.ascontiguousarray(cols), N, C, H, W, kh, kw, stride, pad, Ho, Wo, dx)
+    _plane_launch("tinynet_col2im", cols.dtype, N, C, H, W,
+                  (cupy.ascontiguousarray(cols), dx, N, C, H, W, kh, kw, stride, pad, Ho, Wo))
     return dx
 
 
@@ -327,17 +352,18 @@ def maxpool2d(x, size, stride):
     N, C, H, W = x.shape
     Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
     y, winner = cupy.empty((N, C, Ho, Wo), dtype=x.dtype), cupy.empty((N, C, Ho, Wo), dtype=cupy.int16)
-    _maxpool_kernel()(cupy.ascontiguousarray(x), H, W, size, stride, Ho, Wo, y, winner)
+    _plane_launch("tinynet_maxpool", x.dtype, N, C, Ho, Wo,
+                  (cupy.ascontiguousarray(x), y, winner, C, H, W, size, stride, Ho, Wo))
     return y, winner
 
 
 def maxpool2d_backward(dy, winner, x_shape, size, stride):
     """dy: (N, C, Ho, Wo) -> dx (N, C, H, W), each dy added to its window's arg-max."""
-    _, C, H, W = x_shape
+    N, C, H, W = x_shape
     _, _, Ho, Wo = dy.shape
     dx = cupy.empty(x_shape, dtype=dy.dtype)
-    _maxpool_backward_kernel()(cupy.ascontiguousarray(dy), cupy.ascontiguousarray(winner), C, H, W, size, stride,
-                               Ho, Wo, dx)
+    _plane_launch("tinynet_maxpool_backward", dy.dtype, N, C, H, W,
+                  (cupy.ascontiguousarray(dy), cupy.ascontiguousarray(winner), dx, C, H, W, size, stride, Ho, Wo))
     return dx
 
 
@@ -488,16 +514,14 @@ def gemm_plan(M, N, K, multiprocessors):
     return tile, -(-K // k_chunk), k_chunk
 
 
-def captured_matmul(a, b):
-    """a @ b while a CUDA graph is being captured: cuBLAS through its C API (cuda_blas) where
-    it allows capture, else tinynet's GEMM kernel."""
+def gpu_matmul(a, b):
+    """a @ b on the GPU: cuBLAS through its C API with a handle per stream (cuda_blas), the
+    same call eagerly, inside a CUDA graph capture and on a side stream; where that is not
+    possible, CuPy's product, or inside a capture tinynet's GEMM kernel."""
     product = cuda_blas.gemm(a, b) if a.shape[1] > 0 else None
-    return matmul(a, b) if product is None else product
-
-
-def stream_is_capturing():
-    """Whether the current stream is being captured into a CUDA graph."""
-    return cupy.cuda.get_current_stream().is_capturing()
+    if product is not None:
+        return product
+    return matmul(a, b) if cupy.cuda.get_current_stream().is_capturing() else a @ b
 
 
 def matmul(a, b):

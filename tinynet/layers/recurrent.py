@@ -10,6 +10,7 @@ from ..functional.decoder import (lstm_layer_step_backward, lstm_layer_step_forw
                                   output_row_forward)
 from ..functional.matmul import matmul
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
+from ..kernels import beside
 from .base import Layer
 
 
@@ -163,10 +164,23 @@ class LSTMDecoder(Layer):
         return xp.ascontiguousarray(y.transpose(1, 0, 2))
 
     def backward(self, dy):
-        """dy: (N, T, row_size) -> dx_rows (N, T, row_size), dv (N, thought_size).
+        """dy: (N, T, row_size) -> dx_rows (N, T, row_size), dv (N, thought_size); sets grads."""
+        side = beside(dy)
+        gradients = self.backward_through_time(dy, side)
+        side.join()
+        return gradients
+
+    def backward_through_time(self, dy, side):
+        """dy -> dx_rows (N, T, row_size), dv (N, thought_size); the weight gradients go to
+        `side` (tinynet.kernels.beside), whose join() completes `grads`.
 
         Walks t = T-1 .. 0; per layer it carries dh and dc to step t-1, and the bottom
-        layer hands the gradient w.r.t. y_{t-1} to the output of step t-1.
+        layer hands the gradient w.r.t. y_{t-1} to the output of step t-1. The weight
+        gradients follow the sweep on `side` (on the GPU a second stream, beside the
+        encoder's backward). The sweep's arrays stay referenced until the next backward, as
+        the side work reads them (kernels.cuda_streams). Giving the side the weight
+        gradients of every few steps during the sweep was measured too (H200): the
+        sweep's small kernels then slowed by more than the products saved.
         """
         x_seq, v, step_inputs, top, y, cell_caches, masks, W_step = self.cache
         xp, p = xp_of(dy), self.params
@@ -176,6 +190,7 @@ class LSTMDecoder(Layer):
         dy_seq = xp.ascontiguousarray(dy).transpose(1, 0, 2)
         da_all = [xp.empty((T, N, 4 * H), dtype) for _ in range(L)]
         dz_all = xp.empty((T, N, D), dtype)  # gradients of eq. (14)'s pre-activation
+        self.sweep = (da_all, dz_all)
         dh_next = [xp.zeros((N, H), dtype) for _ in range(L)]
         dc_next = [xp.zeros((N, H), dtype) for _ in range(L)]
         dy_fed_back = xp.zeros((N, D), dtype)
@@ -190,20 +205,25 @@ class LSTMDecoder(Layer):
                     W_input_T[l], da_all[l][t])
                 dh_next[l], d_up = d_step_input[:, :H], d_step_input[:, H:]
             dy_fed_back = d_up  # the bottom layer's other step input is y_{t-1}
+        side.run(self._weight_gradients)
 
-        grads = {}
-        for l in range(L):
-            dW = matmul(step_inputs[l].reshape(T * N, -1).T, da_all[l].reshape(T * N, 4 * H))
-            grads[f"layer{l}/Wh"] = dW[:H]
-            grads["layer0/Wy" if l == 0 else f"layer{l}/Wx"] = dW[H:-1]
-            grads[f"layer{l}/b"] = dW[-1]
-        # the bottom layer's x and v terms, for all steps at once (v is the same at every step)
+        # the bottom layer's x and v terms for all steps at once (v is the same at every step)
         da_bottom = da_all[0].reshape(T * N, 4 * H)
-        da_v = da_all[0].sum(axis=0)
-        grads["layer0/Wx"] = matmul(x_seq.reshape(T * N, D).T, da_bottom)
-        grads["layer0/Wv"] = matmul(v.T, da_v)
-        grads["out/W"] = matmul(top.reshape(T * N, H).T, dz_all.reshape(T * N, D))
-        grads["out/b"] = dz_all.reshape(T * N, D).sum(axis=0)
-        self.grads = grads
         dx_rows = matmul(da_bottom, p["layer0/Wx"].T).reshape(T, N, D).transpose(1, 0, 2)
-        return xp.ascontiguousarray(dx_rows), matmul(da_v, p["layer0/Wv"].T)
+        return xp.ascontiguousarray(dx_rows), matmul(da_all[0].sum(axis=0), p["layer0/Wv"].T)
+
+    def _weight_gradients(self):
+        """`grads` from the last sweep: every weight gradient, the bias's included, is one
+        product over all T*N rows of the step inputs and pre-activation gradients."""
+        x_seq, v, step_inputs, top, _, _, _, _ = self.cache
+        da_all, dz_all = self.sweep
+        H = self.hidden_size
+        rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731  (T, N, K) -> (T*N, K)
+        grads = {"out/W": matmul(rows(top).T, rows(dz_all)), "out/b": rows(dz_all).sum(axis=0),
+                 "layer0/Wx": matmul(rows(x_seq).T, rows(da_all[0])),
+                 "layer0/Wv": matmul(v.T, da_all[0].sum(axis=0))}
+        for l, (X, da) in enumerate(zip(step_inputs, da_all)):
+            dW = matmul(rows(X).T, rows(da))
+            grads.update({f"layer{l}/Wh": dW[:H], ("layer0/Wy" if l == 0 else f"layer{l}/Wx"): dW[H:-1],
+                          f"layer{l}/b": dW[-1]})
+        self.grads = grads
