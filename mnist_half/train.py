@@ -274,7 +274,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=DEFAULTS["device"])
     parser.add_argument("--model", choices=tuple(MODELS), default=DEFAULTS["model"])
     parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
-                        help="quick: ~9-11 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~33 min on an H200")
+                        help="quick: ~9-11 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~27 min on an H200")
     parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")
