@@ -60,6 +60,18 @@ def test_kernels_serve_float_numpy_arrays_only(monkeypatch):
     assert kernels.cpu_kernels(np.zeros(3, np.float32)) is None
 
 
+def test_side_work_of_numpy_arrays_runs_in_place():
+    """kernels.beside on the CPU: run() runs at once (the decoder's weight gradients then
+    follow its sweep in order); join() has nothing to wait for."""
+    order = []
+    side = kernels.beside(np.zeros(2, np.float32))
+    assert isinstance(side, kernels.InPlace)
+    side.run(lambda: order.append("side"))
+    order.append("caller")
+    side.join()
+    assert order == ["side", "caller"]
+
+
 @pytest.mark.parametrize("value, enabled", [("1", False), ("", True)])
 def test_tinynet_numpy_environment_variable(value, enabled):
     env = {**os.environ, "TINYNET_NUMPY": value}

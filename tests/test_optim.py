@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinynet.backend import to_numpy
-from tinynet.optim import OPTIMIZERS, SGD, Adadelta, Adam, clip_grad_norm
+from tinynet.optim import OPTIMIZERS, SGD, Adadelta, Adam, WeightAverage, clip_grad_norm, update_parameters
 
 GRADIENTS = [np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.1, 1.5]), np.array([1.0, -3.0, 0.0])]
 START = np.array([1.0, 2.0, -1.0])
@@ -136,3 +136,34 @@ def test_scalars_kept_in_an_array_update_like_floats(xp, name):
         assert all(float(held.scalars[key]) == pytest.approx(floats.scalars[key], rel=1e-15) for key in views)
         held.apply({"w": w_held}, {"w": xp.asarray(g)})
     np.testing.assert_allclose(to_numpy(w_held), to_numpy(w_floats), rtol=1e-14)
+
+
+@pytest.mark.parametrize("max_norm", [100.0, 0.5])  # the joint norm under, then over, the bound
+def test_update_parameters_matches_one_step_by_hand(xp, max_norm):
+    """A training step's update: eq. (17)'s 2 lam w on the weight only, clipping by the joint
+    norm of all gradients, Adam's first step, then the weight average (on the GPU: the fused
+    kernels, with the scalars on the device)."""
+    lam, decay = 0.01, 0.5
+    w, b, grad_w, grad_b = START.copy(), np.array([0.3, -0.2]), GRADIENTS[0], np.array([0.4, 0.1])
+    with_l2 = grad_w + 2 * lam * w
+    scale = min(1.0, max_norm / (math.sqrt((with_l2**2).sum() + (grad_b**2).sum()) + 1e-6))
+    rate = 1 - min(decay, 2 / 11)  # the average's first step
+    expected = {}
+    for name, p, g in (("w", w, with_l2 * scale), ("b", b, grad_b * scale)):
+        updated = p - 1e-3 * g / (np.abs(g) + 1e-8)  # Adam's first step: m_hat = g, v_hat = g^2
+        expected[name] = (g, updated, p + rate * (updated - p))
+    params = {"w": xp.asarray(w), "b": xp.asarray(b)}
+    optimizer, average = Adam(), WeightAverage(params, decay)
+    if xp is not np:
+        for holder in (optimizer, average):
+            holder.keep_scalars_on_device(xp, np.float64)
+    optimizer.begin_step()
+    average.begin_step()
+    grads = {"w": xp.asarray(grad_w), "b": xp.asarray(grad_b)}
+    update_parameters(params, grads, {"w": params["w"]}, optimizer, lam, max_norm, average)
+    for name, (grad, updated, averaged) in expected.items():
+        np.testing.assert_allclose(to_numpy(grads[name]), grad, rtol=1e-12)  # left with eq. 17's term, clipped
+        np.testing.assert_allclose(to_numpy(params[name]), updated, rtol=1e-12)
+        np.testing.assert_allclose(to_numpy(average.average[name]), averaged, rtol=1e-12)
+    with pytest.raises(KeyError, match="differ"):
+        update_parameters(params, {"w": xp.asarray(grad_w)}, {}, optimizer, lam, max_norm)
