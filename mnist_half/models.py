@@ -79,8 +79,7 @@ class CNNLSTM(Layer):
         """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4).
 
         The decoder's weight gradients do not feed the encoder's backward: on the GPU they
-        run beside the decoder's sweep and the encoder's backward, on a second stream
-        (tinynet.kernels.beside).
+        run beside it, on a second stream (tinynet.kernels.beside).
         """
         side = beside(dy)
         dx_rows, dv = self.decoder.backward_through_time(dy, side)

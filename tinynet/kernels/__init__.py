@@ -71,7 +71,6 @@ def gpu_kernels_one_dtype(*arrays):
     return kernels if kernels is not None and len({a.dtype for a in arrays}) == 1 else None
 
 
-
 class InPlace:
     """What `beside` gives where there is no second stream: run() runs at once."""
 

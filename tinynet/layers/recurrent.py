@@ -14,6 +14,11 @@ from ..kernels import beside
 from .base import Layer
 
 
+def _all_steps(a):
+    """(T, N, K) -> (T*N, K): the rows of every step, for one product over all of them."""
+    return a.reshape(-1, a.shape[-1])
+
+
 class RNN(Layer):
     """Eqs. (1), (2): h_t = sigma(x_t Wx + h_{t-1} Wh + b), y_t = f(h_t Wy + by), h_0 = 0.
 
@@ -218,7 +223,7 @@ class LSTMDecoder(Layer):
         x_seq, v, step_inputs, top, _, _, _, _ = self.cache
         da_all, dz_all = self.sweep
         H = self.hidden_size
-        rows = lambda a: a.reshape(-1, a.shape[-1])  # noqa: E731  (T, N, K) -> (T*N, K)
+        rows = _all_steps
         grads = {"out/W": matmul(rows(top).T, rows(dz_all)), "out/b": rows(dz_all).sum(axis=0),
                  "layer0/Wx": matmul(rows(x_seq).T, rows(da_all[0])),
                  "layer0/Wv": matmul(v.T, da_all[0].sum(axis=0))}
