@@ -223,12 +223,11 @@ class LSTMDecoder(Layer):
         x_seq, v, step_inputs, top, _, _, _, _ = self.cache
         da_all, dz_all = self.sweep
         H = self.hidden_size
-        rows = _all_steps
-        grads = {"out/W": matmul(rows(top).T, rows(dz_all)), "out/b": rows(dz_all).sum(axis=0),
-                 "layer0/Wx": matmul(rows(x_seq).T, rows(da_all[0])),
+        grads = {"out/W": matmul(_all_steps(top).T, _all_steps(dz_all)), "out/b": _all_steps(dz_all).sum(axis=0),
+                 "layer0/Wx": matmul(_all_steps(x_seq).T, _all_steps(da_all[0])),
                  "layer0/Wv": matmul(v.T, da_all[0].sum(axis=0))}
         for l, (X, da) in enumerate(zip(step_inputs, da_all)):
-            dW = matmul(rows(X).T, rows(da))
+            dW = matmul(_all_steps(X).T, _all_steps(da))
             grads.update({f"layer{l}/Wh": dW[:H], ("layer0/Wy" if l == 0 else f"layer{l}/Wx"): dW[H:-1],
                           f"layer{l}/b": dW[-1]})
         self.grads = grads
