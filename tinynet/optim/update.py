@@ -6,6 +6,9 @@ from ..kernels import gpu_kernels_one_dtype
 from .adam import Adam
 from .clip import clip_grad_norm
 
+# The fused kernels take 5 pointers per tensor as arguments, which CUDA limits to 4 KB in all
+MAX_FUSED_TENSORS = 80
+
 
 def update_parameters(params, grads, weights, optimizer, l2, clip, average=None):
     """grads += 2 l2 w for the `weights` (eq. 17), clip the gradients to a joint norm of
@@ -40,8 +43,9 @@ def update_parameters(params, grads, weights, optimizer, l2, clip, average=None)
 
 def _fused_adam_states(names, params, grads, optimizer, average):
     """Adam's state of each parameter when the fused kernels may serve this update (CuPy
-    arrays of one dtype, all C-contiguous, scalars on the device in that dtype), else None."""
-    if not isinstance(optimizer, Adam) or optimizer.scalar_buffer is None:
+    arrays of one dtype, all C-contiguous, scalars on the device in that dtype, at most
+    MAX_FUSED_TENSORS tensors), else None."""
+    if not isinstance(optimizer, Adam) or optimizer.scalar_buffer is None or len(names) > MAX_FUSED_TENSORS:
         return None
     if average is not None and average.scalar_buffer is None:
         return None
