@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The GPU checks of one session on a CUDA machine, in the order of their value: the fused
 # kernels and the CUDA graph, the step benchmark side by side with PyTorch, where a step's
-# time goes (graph_parts), the training speed (the paper's 500k-iteration run), then every
-# [gpu] test variant.
+# time goes (graph_parts), the training speed (the paper's 500k-iteration run), every
+# [gpu] test variant, then the scaling tables (batch and hidden size).
 # Usage: bash bench/gpu_checks.sh OUT_DIR [CHECK ...]   (logs and JSON lines go to OUT_DIR;
 # the CHECK names, e.g. step_lstm gpu_tests, pick some of the checks below, default all)
 set -u
@@ -31,3 +31,4 @@ run step_lstm_eager 40 $py -m bench.step --device gpu --model cnn-lstm --no-cuda
 run graph_parts 60 $py -m bench.graph_parts --json
 run train_speed 75 $py -m bench.train_speed --device gpu --iters 1000 --json
 run gpu_tests 150 $py -m pytest -q -p no:cacheprovider -m gpu tests
+run scaling 150 $py -m bench.scaling --device gpu --model cnn-lstm --iters 20 --gap 0
