@@ -2,8 +2,9 @@
 
 Each part (the model's forward, its forward and backward, the whole training_update, the
 decoder and the encoder alone, gradient clipping, Adam, the whole parameter update; then
-single decoder kernels, 50 calls in one graph) is captured in a CUDA graph of its own (tinynet.kernels.cuda_graph)
-and replayed; the figure is the replay's time per call, in microseconds, from CUDA events.
+single decoder kernels, 50 calls in one graph) is captured in a CUDA graph of its own
+(tinynet.kernels.cuda_graph) and replayed; the figure is the replay's time per call, in
+microseconds, from CUDA events.
 Batch 100, hidden 128, 5 layers, float32, as in bench.step. GPU only.
 """
 

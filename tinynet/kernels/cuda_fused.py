@@ -30,6 +30,7 @@ import functools
 import cupy
 import numpy as np
 
+from ..functional.conv import output_size
 from . import cuda_blas
 
 # The cell of eqs. (8)-(13) at one position (n, k), shared by the elementwise cell kernels
@@ -304,15 +305,14 @@ _IMAGE_KERNELS = ("tinynet_im2col", "tinynet_col2im", "tinynet_maxpool", "tinyne
 
 
 @functools.lru_cache(maxsize=None)
-def _image_kernel(name, dtype):
+def _image_module():
     names = tuple(f"{kernel}<{t}>" for t in _GEMM_TYPES.values() for kernel in _IMAGE_KERNELS)
-    module = _image_module(names)
-    return module.get_function(f"{name}<{_GEMM_TYPES[dtype]}>")
+    return cupy.RawModule(code=_IMAGE_SOURCE, options=("-std=c++14",), name_expressions=names)
 
 
 @functools.lru_cache(maxsize=None)
-def _image_module(names):
-    return cupy.RawModule(code=_IMAGE_SOURCE, options=("-std=c++14",), name_expressions=names)
+def _image_kernel(name, dtype):
+    return _image_module().get_function(f"{name}<{_GEMM_TYPES[dtype]}>")
 
 
 def _plane_launch(name, dtype, images, planes, height, width, args):
@@ -323,14 +323,10 @@ def _plane_launch(name, dtype, images, planes, height, width, args):
         a if isinstance(a, cupy.ndarray) else np.int32(a) for a in args))
 
 
-def _output_size(size, kernel, stride, pad):
-    return (size + 2 * pad - kernel) // stride + 1
-
-
 def im2col(x, kh, kw, stride, pad):
     """x: (N, C, H, W) -> cols (C*kh*kw, N*Ho*Wo), row (c, i, j), column (n, h, w); pads with 0."""
     N, C, H, W = x.shape
-    Ho, Wo = _output_size(H, kh, stride, pad), _output_size(W, kw, stride, pad)
+    Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
     cols = cupy.empty((C * kh * kw, N * Ho * Wo), dtype=x.dtype)
     _plane_launch("tinynet_im2col", x.dtype, N, C * kh * kw, Ho, Wo,
                   (cupy.ascontiguousarray(x), cols, N, C, H, W, kh, kw, stride, pad, Ho, Wo))
@@ -340,7 +336,7 @@ def im2col(x, kh, kw, stride, pad):
 def col2im(cols, x_shape, kh, kw, stride, pad):
     """Adjoint of im2col: cols (C*kh*kw, N*Ho*Wo) -> dx (N, C, H, W), summing overlapping windows."""
     N, C, H, W = x_shape
-    Ho, Wo = _output_size(H, kh, stride, pad), _output_size(W, kw, stride, pad)
+    Ho, Wo = output_size(H, kh, stride, pad), output_size(W, kw, stride, pad)
     dx = cupy.empty(x_shape, dtype=cols.dtype)
     _plane_launch("tinynet_col2im", cols.dtype, N, C, H, W,
                   (cupy.ascontiguousarray(cols), dx, N, C, H, W, kh, kw, stride, pad, Ho, Wo))
