@@ -31,4 +31,4 @@ run step_lstm_eager 40 $py -m bench.step --device gpu --model cnn-lstm --no-cuda
 run graph_parts 60 $py -m bench.graph_parts --json
 run train_speed 75 $py -m bench.train_speed --device gpu --iters 1000 --json
 run gpu_tests 150 $py -m pytest -q -p no:cacheprovider -m gpu tests
-run scaling 150 $py -m bench.scaling --device gpu --model cnn-lstm --iters 20 --gap 0
+run scaling 200 $py -m bench.scaling --device gpu --model cnn-lstm --compare-torch --iters 20 --gap 0
