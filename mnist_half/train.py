@@ -39,6 +39,10 @@ DEFAULTS = {
     "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500, "cuda_graph": True,
     "average_decay": 0.999,
 }
+# On the embedded 3,750 training digits the CNN-LSTM's redrawn lower half is best after about
+# 4,000-5,000 iterations and worsens after that (docs/training.md, fourth round), so a long
+# run on that few digits gets a warning.
+FEW_DIGITS, LONG_RUN = 10_000, 10_000
 CHECKPOINT_SECONDS = 300  # also save every few minutes, whatever --checkpoint-every says
 CHECKPOINT = "checkpoint.npz"
 TEST_NOISE_SEED = 1  # the held-out digits' corruption is fixed, so evaluations compare
@@ -58,6 +62,15 @@ def load_split(config, progress=True):
     """(train, test) digits of the run's data source and seeded split (section 5.1)."""
     dataset = load_mnist(config["data"], progress=progress)
     return split_dataset(dataset, config["test_fraction"], config["split_seed"], config["official_split"])
+
+
+def few_digits_warning(train_digits, iters):
+    """The warning for a run of `iters` iterations on `train_digits` digits, or None."""
+    if train_digits >= FEW_DIGITS or iters <= LONG_RUN:
+        return None
+    return (f"mnist-half: warning: {iters:,} iterations on {train_digits:,} training digits overfit: on the "
+            "embedded digits the redrawn lower half is best near 4,000-5,000 iterations and worsens after "
+            "(docs/training.md); long runs such as --preset paper want full MNIST (--data DIR)")
 
 
 def iteration_rng(config, iteration):
@@ -229,6 +242,9 @@ def train(config, out_dir, resume=False, progress=True, log_every=50):
         elapsed_before = meta["elapsed_s"]
     log = RunLog(out_dir / "log.csv", trainer.iteration if resume else None)
     print(f"mnist-half: {config['model']} on {device_name(xp)}, data: {train_set.source}", file=sys.stderr)
+    warning = few_digits_warning(len(train_set), config["iters"])
+    if warning:
+        print(warning, file=sys.stderr)
 
     start, last_save = time.perf_counter(), time.perf_counter()
     elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
@@ -274,7 +290,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=DEFAULTS["device"])
     parser.add_argument("--model", choices=tuple(MODELS), default=DEFAULTS["model"])
     parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
-                        help="quick: ~9-11 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~27 min on an H200")
+                        help="quick: ~9-11 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~27 min on an H200, wants full MNIST")
     parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")

@@ -8,7 +8,7 @@ import pytest
 from mnist_half import train as train_module
 from mnist_half.checkpoint import load_checkpoint
 from mnist_half.data import load_mnist
-from mnist_half.train import DEFAULTS, PRESETS, Trainer, learning_rate, main, train
+from mnist_half.train import DEFAULTS, PRESETS, Trainer, few_digits_warning, learning_rate, main, train
 
 TINY = {"hidden": 8, "layers": 2, "batch_size": 8, "eval_digits": 16, "eval_every": 2,
         "checkpoint_every": 2, "warmup": 2}
@@ -152,3 +152,11 @@ def test_trainer_on_the_cpu_keeps_no_graph_and_sums_the_loss_on_its_array(offlin
     summed = float(trainer.loss_sum)
     assert trainer.pop_train_loss() == pytest.approx(summed / 3) and float(trainer.loss_sum) == 0.0
     assert trainer.average.t == 3
+
+
+def test_a_long_run_on_few_digits_is_warned_and_the_presets_fit_their_data():
+    embedded_train = 3_750  # 75 % of the embedded 5,000 digits
+    assert few_digits_warning(embedded_train, PRESETS["quick"]["iters"]) is None
+    warning = few_digits_warning(embedded_train, PRESETS["paper"]["iters"])
+    assert "500,000 iterations on 3,750 training digits" in warning and "--data" in warning
+    assert few_digits_warning(52_500, PRESETS["paper"]["iters"]) is None  # full MNIST, 75 %
