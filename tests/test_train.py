@@ -160,3 +160,12 @@ def test_a_long_run_on_few_digits_is_warned_and_the_presets_fit_their_data():
     warning = few_digits_warning(embedded_train, PRESETS["paper"]["iters"])
     assert "500,000 iterations on 3,750 training digits" in warning and "--data" in warning
     assert few_digits_warning(52_500, PRESETS["paper"]["iters"]) is None  # full MNIST, 75 %
+
+
+def test_train_prints_the_warning_for_a_long_run_on_the_embedded_digits(offline, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train_module, "LONG_RUN", 1)  # so that 2 iterations count as long
+    train(tiny_config(iters=2), tmp_path / "run", progress=False)
+    assert "warning: 2 iterations on 3,750 training digits overfit" in capsys.readouterr().err
+    monkeypatch.setattr(train_module, "LONG_RUN", 2)
+    train(tiny_config(iters=2), tmp_path / "again", progress=False)
+    assert "warning" not in capsys.readouterr().err
