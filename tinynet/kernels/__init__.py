@@ -2,9 +2,10 @@
 `tinynet.functional` or `tinynet.optim` computes, only faster.
 
 `numba_cpu` holds Numba kernels for NumPy arrays on the CPU: im2col / col2im of the
-convolutions, max pooling, the LSTM cell forward and backward, the Adam update. The plain
-code they replace stays where it is, as each kernel's reference twin, and
-tests/test_kernels.py checks that the two agree. `cuda_fused` holds CuPy kernels for CuPy
+convolutions, max pooling, the LSTM cell forward and backward, the Adam update;
+`numba_gemm` the float32 matrix product on CPUs with AVX-512. The plain code they replace
+stays where it is, as each kernel's reference twin, and tests/test_kernels.py checks that
+the two agree. `cuda_fused` holds CuPy kernels for CuPy
 arrays (the LSTM cell forward and backward, one decoder step and output row each way, the
 Adam update, gradient clipping, eq. (17)'s gradient, dropout's counter-based random numbers
 and a matrix product; tests/test_gpu_kernels.py), `cuda_update` the whole parameter update
@@ -26,6 +27,7 @@ ENABLED = os.environ.get("TINYNET_NUMPY", "") != "1"
 
 _KERNEL_DTYPES = (np.float32, np.float64)
 _numba_cpu = None
+_numba_gemm = None
 _cuda_fused = None
 
 
@@ -44,6 +46,19 @@ def cpu_kernels(*arrays):
 
         _numba_cpu = numba_cpu
     return _numba_cpu
+
+
+def cpu_matmul(a, b):
+    """`numba_gemm.matmul` when it may serve a @ b: float32 2-D NumPy arrays, on a CPU with
+    AVX-512 (elsewhere NumPy's BLAS is as fast); else None."""
+    global _numba_gemm
+    if not ENABLED or not all(type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2 for x in (a, b)):
+        return None
+    if _numba_gemm is None:
+        from . import numba_gemm
+
+        _numba_gemm = numba_gemm
+    return _numba_gemm.matmul if _numba_gemm.USEFUL else None
 
 
 def gpu_kernels(*arrays):
