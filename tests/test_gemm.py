@@ -9,7 +9,7 @@ import pytest
 import tinynet.kernels as kernels
 from tinynet.functional.matmul import matmul
 from tinynet.kernels import numba_gemm
-from tinynet.kernels.numba_gemm import KC_NN, KC_NT, LANES, MR, NR, TILE_NT
+from tinynet.kernels.numba_gemm import KC_NN, KC_NT, LANES, MR, NR, NT_COLS, NT_ROWS
 
 # (M, K, N): tiles exactly; rows, columns or both past a tile; smaller than one tile; K over
 # several cache blocks, with the last block shorter than a vector; K below one vector
@@ -19,8 +19,8 @@ SHAPES = [
     (3, 7, 5),
     (1, 1, 1),
     (MR, KC_NN + 1, NR),
-    (TILE_NT + 1, KC_NT + 5, TILE_NT + 2),
-    (2 * TILE_NT, LANES - 1, 3 * TILE_NT),
+    (NT_ROWS + 1, KC_NT + 5, NT_COLS + 2),
+    (2 * NT_ROWS, LANES - 1, 3 * NT_COLS),
     (100, 257, 512),
 ]
 # how a and b are laid out: C-contiguous, or the transpose of a C-contiguous array (the

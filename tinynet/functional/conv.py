@@ -77,9 +77,21 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
     return dx_padded[:, :, pad:pad + Hi, pad:pad + Wi]
 
 
-def _images_to_rows(x):
+def images_to_rows(x):
     """(N, C, H, W) -> (C, N*H*W): the matrix that multiplies, or is multiplied by, columns."""
+    kernels = cpu_kernels(x)
+    if kernels is not None:
+        return kernels.images_to_rows(x)
     return x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1)
+
+
+def rows_into_images(rows, out):
+    """out (n, F, Ho, Wo) <- rows (F, n*Ho*Wo): the inverse of `images_to_rows`, written in place."""
+    kernels = cpu_kernels(rows, out)
+    if kernels is not None and out.flags.c_contiguous:
+        return kernels.rows_into_images(rows, out)
+    n, F, Ho, Wo = out.shape
+    out[...] = rows.reshape(F, n, Ho, Wo).transpose(1, 0, 2, 3)
 
 
 def _batch_chunks(N, column_bytes, on_gpu):
@@ -102,12 +114,6 @@ def _columns_by_chunk(x, kh, kw, stride, pad):
         yield chunk, im2col(x[chunk], kh, kw, stride, pad)
 
 
-def _rows_to_images(rows, shape):
-    """(F, n*Ho*Wo) -> a view of shape (n, F, Ho, Wo): the inverse of `_images_to_rows`."""
-    n, F, Ho, Wo = shape
-    return rows.reshape(F, n, Ho, Wo).transpose(1, 0, 2, 3)
-
-
 def _correlate(x, W, stride, pad):
     """y[n, f] = sum_c W[f, c] * x[n, c] (cross-correlation), one GEMM per batch chunk.
 
@@ -118,7 +124,7 @@ def _correlate(x, W, stride, pad):
     W_rows = W.reshape(F, -1)
     y = xp_of(x).empty((N, F, output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad)), dtype=x.dtype)
     for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
-        y[chunk] = _rows_to_images(matmul(W_rows, cols), y[chunk].shape)
+        rows_into_images(matmul(W_rows, cols), y[chunk])
     return y
 
 
@@ -155,7 +161,7 @@ def conv2d_backward(dy, cache, input_grad=True):
     x, W, stride, pad = cache
     _, _, kh, kw = W.shape
     pixels = dy.shape[2] * dy.shape[3]
-    dy_rows = _images_to_rows(dy)
+    dy_rows = images_to_rows(dy)
     dW = 0
     for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
         dW = dW + matmul(dy_rows[:, chunk.start * pixels:chunk.stop * pixels], cols.T)
@@ -186,7 +192,7 @@ def conv_transpose2d_forward(x, W, b, stride=2, pad=0, output_padding=0):
     y_shape = (N, C_out,
                conv_transpose_output_size(Hi, kh, stride, pad, output_padding),
                conv_transpose_output_size(Wi, kw, stride, pad, output_padding))
-    y = _correlate_adjoint(_images_to_rows(x), W, y_shape, stride, pad) + b[:, None, None]
+    y = _correlate_adjoint(images_to_rows(x), W, y_shape, stride, pad) + b[:, None, None]
     return y, (x, W, stride, pad)
 
 
@@ -200,6 +206,6 @@ def conv_transpose2d_backward(dy, cache):
     W_rows = W.reshape(C_in, -1)
     dx, dW = xp_of(dy).empty_like(x), 0
     for chunk, cols in _columns_by_chunk(dy, kh, kw, stride, pad):
-        dx[chunk] = _rows_to_images(matmul(W_rows, cols), dx[chunk].shape)
-        dW = dW + matmul(_images_to_rows(x[chunk]), cols.T)
+        rows_into_images(matmul(W_rows, cols), dx[chunk])
+        dW = dW + matmul(images_to_rows(x[chunk]), cols.T)
     return dx, {"W": dW.reshape(W.shape), "b": dy.sum(axis=(0, 2, 3))}

@@ -23,7 +23,7 @@ C library's tanh for float64, so the float64 gradient checks see exact maths.
 import math
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import overload
 
 JIT = {"cache": True, "error_model": "numpy"}
@@ -91,19 +91,19 @@ def _add_strided(src, dst, stride):
             dst[k * stride] += src[k]
 
 
-@njit(**JIT)
+@njit(parallel=True, **JIT)
 def _im2col(x, kh, kw, stride, pad, cols):
     N, C, H, W = x.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    for n in range(N):
-        for c in range(C):  # plane (n, c) fills its own columns of the rows (c, i, j)
-            x_padded = _padded(x[n, c], pad)
-            for i in range(kh):
-                for j in range(kw):
-                    col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
-                    for ho in range(Ho):
-                        # one output row: Wo inputs `stride` apart (one-dimensional views vectorize)
-                        _copy_strided(x_padded[ho * stride + i, j:], stride, col[ho * Wo:(ho + 1) * Wo])
+    for plane in prange(N * C):  # plane (n, c) fills its own columns of the rows (c, i, j)
+        n, c = plane // C, plane % C
+        x_padded = _padded(x[n, c], pad)
+        for i in range(kh):
+            for j in range(kw):
+                col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
+                for ho in range(Ho):
+                    # one output row: Wo inputs `stride` apart (one-dimensional views vectorize)
+                    _copy_strided(x_padded[ho * stride + i, j:], stride, col[ho * Wo:(ho + 1) * Wo])
 
 
 def im2col(x, kh, kw, stride, pad):
@@ -115,19 +115,19 @@ def im2col(x, kh, kw, stride, pad):
     return cols
 
 
-@njit(**JIT)
+@njit(parallel=True, **JIT)
 def _col2im(cols, kh, kw, stride, pad, dx):
     N, C, H, W = dx.shape
     Ho, Wo = (H + 2 * pad - kh) // stride + 1, (W + 2 * pad - kw) // stride + 1
-    for n in range(N):
-        for c in range(C):
-            dx_padded = np.zeros((H + 2 * pad, W + 2 * pad), dtype=dx.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
-                    for ho in range(Ho):
-                        _add_strided(col[ho * Wo:(ho + 1) * Wo], dx_padded[ho * stride + i, j:], stride)
-            dx[n, c] = dx_padded[pad:pad + H, pad:pad + W]
+    for plane in prange(N * C):  # plane (n, c) of dx gathers from its own columns
+        n, c = plane // C, plane % C
+        dx_padded = np.zeros((H + 2 * pad, W + 2 * pad), dtype=dx.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                col = cols[(c * kh + i) * kw + j, n * Ho * Wo:(n + 1) * Ho * Wo]
+                for ho in range(Ho):
+                    _add_strided(col[ho * Wo:(ho + 1) * Wo], dx_padded[ho * stride + i, j:], stride)
+        dx[n, c] = dx_padded[pad:pad + H, pad:pad + W]
 
 
 def col2im(cols, x_shape, kh, kw, stride, pad):
@@ -137,36 +137,71 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
     return dx
 
 
+@njit(parallel=True, **JIT)
+def _images_to_rows(x, rows):
+    N, C, H, W = x.shape
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        row = rows[c, n * H * W:(n + 1) * H * W]
+        for h in range(H):
+            for w in range(W):
+                row[h * W + w] = x[n, c, h, w]
+
+
+def images_to_rows(x):
+    """(N, C, H, W) -> (C, N*H*W), each image plane one contiguous copy."""
+    N, C, H, W = x.shape
+    rows = np.empty((C, N * H * W), dtype=x.dtype)
+    _images_to_rows(np.ascontiguousarray(x), rows)
+    return rows
+
+
+@njit(parallel=True, **JIT)
+def _rows_into_images(rows, out):
+    N, F, H, W = out.shape
+    for plane in prange(N * F):
+        n, f = plane // F, plane % F
+        row = rows[f, n * H * W:(n + 1) * H * W]
+        for h in range(H):
+            for w in range(W):
+                out[n, f, h, w] = row[h * W + w]
+
+
+def rows_into_images(rows, out):
+    """out (n, F, Ho, Wo) <- rows (F, n*Ho*Wo); out C-contiguous."""
+    _rows_into_images(np.ascontiguousarray(rows), out)
+
+
 # ---- max pooling (tinynet.functional.pool) ----
 
-@njit(**JIT)
+@njit(parallel=True, **JIT)
 def _maxpool2d(x, size, stride, y, winner):
     N, C, Ho, Wo = y.shape
-    for n in range(N):
-        for c in range(C):
-            plane, best_of, winner_of = x[n, c], y[n, c], winner[n, c]
-            for ho in range(Ho):
-                h = ho * stride
-                if size == 2 and stride == 2:  # Table 1's pools: the window unrolled (3-6x faster)
-                    top, bottom = plane[h], plane[h + 1]
-                    for wo in range(Wo):
-                        best, best_at = top[2 * wo], 0
-                        if top[2 * wo + 1] > best:  # strict: the first maximum wins
-                            best, best_at = top[2 * wo + 1], 1
-                        if bottom[2 * wo] > best:
-                            best, best_at = bottom[2 * wo], 2
-                        if bottom[2 * wo + 1] > best:
-                            best, best_at = bottom[2 * wo + 1], 3
-                        best_of[ho, wo], winner_of[ho, wo] = best, best_at
-                    continue
+    for image_plane in prange(N * C):
+        n, c = image_plane // C, image_plane % C
+        plane, best_of, winner_of = x[n, c], y[n, c], winner[n, c]
+        for ho in range(Ho):
+            h = ho * stride
+            if size == 2 and stride == 2:  # Table 1's pools: the window unrolled (3-6x faster)
+                top, bottom = plane[h], plane[h + 1]
                 for wo in range(Wo):
-                    w = wo * stride
-                    best, best_at = plane[h, w], 0
-                    for p in range(size):
-                        for q in range(size):
-                            if plane[h + p, w + q] > best:  # strict: the first maximum wins
-                                best, best_at = plane[h + p, w + q], p * size + q
+                    best, best_at = top[2 * wo], 0
+                    if top[2 * wo + 1] > best:  # strict: the first maximum wins
+                        best, best_at = top[2 * wo + 1], 1
+                    if bottom[2 * wo] > best:
+                        best, best_at = bottom[2 * wo], 2
+                    if bottom[2 * wo + 1] > best:
+                        best, best_at = bottom[2 * wo + 1], 3
                     best_of[ho, wo], winner_of[ho, wo] = best, best_at
+                continue
+            for wo in range(Wo):
+                w = wo * stride
+                best, best_at = plane[h, w], 0
+                for p in range(size):
+                    for q in range(size):
+                        if plane[h + p, w + q] > best:  # strict: the first maximum wins
+                            best, best_at = plane[h + p, w + q], p * size + q
+                best_of[ho, wo], winner_of[ho, wo] = best, best_at
 
 
 def maxpool2d(x, size, stride):
@@ -178,24 +213,24 @@ def maxpool2d(x, size, stride):
     return y, winner
 
 
-@njit(**JIT)
+@njit(parallel=True, **JIT)
 def _maxpool2d_backward(dy, winner, size, stride, dx):
     N, C, Ho, Wo = dy.shape
-    for n in range(N):
-        for c in range(C):
-            grad, winner_of, plane = dy[n, c], winner[n, c], dx[n, c]
-            if size == 2 and stride == 2:  # disjoint windows: write every pixel once, no zeroing pass
-                plane[2 * Ho:] = 0  # rows and columns that fill no window (floored sizes)
-                plane[:, 2 * Wo:] = 0
-                for ho in range(Ho):
-                    top, bottom = plane[2 * ho], plane[2 * ho + 1]
-                    for wo in range(Wo):
-                        g, at = grad[ho, wo], winner_of[ho, wo]
-                        top[2 * wo] = g if at == 0 else 0
-                        top[2 * wo + 1] = g if at == 1 else 0
-                        bottom[2 * wo] = g if at == 2 else 0
-                        bottom[2 * wo + 1] = g if at == 3 else 0
-                continue
+    for image_plane in prange(N * C):
+        n, c = image_plane // C, image_plane % C
+        grad, winner_of, plane = dy[n, c], winner[n, c], dx[n, c]
+        if size == 2 and stride == 2:  # disjoint windows: write every pixel once, no zeroing pass
+            plane[2 * Ho:] = 0  # rows and columns that fill no window (floored sizes)
+            plane[:, 2 * Wo:] = 0
+            for ho in range(Ho):
+                top, bottom = plane[2 * ho], plane[2 * ho + 1]
+                for wo in range(Wo):
+                    g, at = grad[ho, wo], winner_of[ho, wo]
+                    top[2 * wo] = g if at == 0 else 0
+                    top[2 * wo + 1] = g if at == 1 else 0
+                    bottom[2 * wo] = g if at == 2 else 0
+                    bottom[2 * wo + 1] = g if at == 3 else 0
+        else:
             plane[...] = 0
             for ho in range(Ho):
                 for wo in range(Wo):

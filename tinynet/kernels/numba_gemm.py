@@ -37,7 +37,7 @@ USEFUL = bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 LANES = 16              # floats in one 512-bit vector
 MR, NR = 10, 32         # tile_nn: 10 rows x 2 vectors = 20 of the 32 vector registers
-TILE_NT = 4             # tile_nt: 4 x 4 vector sums
+NT_ROWS, NT_COLS = 4, 6  # tile_nt: 4 x 6 vector sums
 KC_NN = 256             # k per block: a 256 x 32 slice of B stays in the 48 KiB L1 cache
 KC_NT = 2048            # k per block of tile_nt, a multiple of LANES: 8 rows of 8 KiB in L2
 
@@ -174,9 +174,9 @@ def tile_nt(typingctx, a, a_start, a_row_step, bt, bt_start, bt_row_step, c, c_s
         a, a_start, a_row_step, bt, bt_start, bt_row_step, c, c_start, c_row_step, kc, accumulate = args
         a_type, bt_type, c_type = sig.args[0], sig.args[3], sig.args[6]
         a_rows = [_data_pointer(context, builder, a_type, a, builder.add(a_start, builder.mul(_const(i), a_row_step)))
-                  for i in range(TILE_NT)]
+                  for i in range(NT_ROWS)]
         bt_rows = [_data_pointer(context, builder, bt_type, bt, builder.add(bt_start, builder.mul(_const(j), bt_row_step)))
-                   for j in range(TILE_NT)]
+                   for j in range(NT_COLS)]
         fma = _fma(builder)
 
         def products(offset, acc, mask=None):
@@ -186,11 +186,11 @@ def tile_nt(typingctx, a, a_start, a_row_step, bt, bt_start, bt_row_step, c, c_s
                 zero = ir.Constant(_VECTOR, [0.0] * LANES)
                 a_vectors, bt_vectors = ([builder.select(mask, vector, zero) for vector in vectors]
                                          for vectors in (a_vectors, bt_vectors))
-            return [builder.call(fma, [a_vectors[i], bt_vectors[j], acc[i * TILE_NT + j]])
-                    for i in range(TILE_NT) for j in range(TILE_NT)]
+            return [builder.call(fma, [a_vectors[i], bt_vectors[j], acc[i * NT_COLS + j]])
+                    for i in range(NT_ROWS) for j in range(NT_COLS)]
 
         chunks = builder.sdiv(kc, _const(LANES))
-        k, acc, close = _counted_loop(builder, chunks, TILE_NT * TILE_NT)
+        k, acc, close = _counted_loop(builder, chunks, NT_ROWS * NT_COLS)
         sums = close(products(builder.mul(k, _const(LANES)), acc))
         # the last kc % 16 columns: lanes 16 - kc % 16 .. 15 of the vector ending at column kc
         tail = builder.srem(kc, _const(LANES))
@@ -210,11 +210,11 @@ def tile_nt(typingctx, a, a_start, a_row_step, bt, bt_start, bt_row_step, c, c_s
             total.add_incoming(before, without_tail)
             total.add_incoming(after, tail_end)
             totals.append(total)
-        for i in range(TILE_NT):
+        for i in range(NT_ROWS):
             c_row = _data_pointer(context, builder, c_type, c, builder.add(c_start, builder.mul(_const(i), c_row_step)))
-            for j in range(TILE_NT):
+            for j in range(NT_COLS):
                 target = builder.gep(c_row, [_const(j)])
-                value = _vector_sum(builder, totals[i * TILE_NT + j])
+                value = _vector_sum(builder, totals[i * NT_COLS + j])
                 builder.store(builder.select(accumulate, builder.fadd(builder.load(target), value), value), target)
         return context.get_dummy_value()
 
@@ -255,20 +255,20 @@ def _product_nt(A, Bt, C):
     M, K = A.shape
     N = Bt.shape[0]
     a_row, bt_row, c_row = A.strides[0] // 4, Bt.strides[0] // 4, C.strides[0] // 4
-    for panel in prange(N // TILE_NT):
-        j = panel * TILE_NT
+    for panel in prange(N // NT_COLS):
+        j = panel * NT_COLS
         for k in range(0, K, KC_NT):
-            for tile in range(M // TILE_NT):
-                i = tile * TILE_NT
+            for tile in range(M // NT_ROWS):
+                i = tile * NT_ROWS
                 tile_nt(A, i * a_row + k, a_row, Bt, j * bt_row + k, bt_row, C, i * c_row + j, c_row,
                         min(KC_NT, K - k), k > 0)
-        if M % TILE_NT:
-            i = M - TILE_NT
+        if M % NT_ROWS:
+            i = M - NT_ROWS
             tile_nt(A, i * a_row, a_row, Bt, j * bt_row, bt_row, C, i * c_row + j, c_row, K, False)
-    if N % TILE_NT:
-        j = N - TILE_NT
-        for tile in prange(-(-M // TILE_NT)):
-            i = min(tile * TILE_NT, M - TILE_NT)
+    if N % NT_COLS:
+        j = N - NT_COLS
+        for tile in prange(-(-M // NT_ROWS)):
+            i = min(tile * NT_ROWS, M - NT_ROWS)
             tile_nt(A, i * a_row, a_row, Bt, j * bt_row, bt_row, C, i * c_row + j, c_row, K, False)
 
 
@@ -301,7 +301,7 @@ def matmul(a, b):
         if not _unit_column_stride(bt):
             bt = np.ascontiguousarray(bt)
         a_ = a if _unit_column_stride(a) else np.ascontiguousarray(a)
-        a_, bt = _padded(a_, TILE_NT, LANES), _padded(bt, TILE_NT, LANES)
+        a_, bt = _padded(a_, NT_ROWS, LANES), _padded(bt, NT_COLS, LANES)
         c = np.empty((a_.shape[0], bt.shape[0]), np.float32)
         _product_nt(a_, bt, c)
     return c if c.shape == (M, N) else np.ascontiguousarray(c[:M, :N])
