@@ -1,15 +1,17 @@
 """tinynet.kernels.numba_gemm: the float32 matrix product agrees with NumPy's `a @ b` for
-every layout the layers pass and every edge of its tiles. The kernels compile on any CPU,
-so these tests run everywhere, also where matmul does not use them (no AVX-512)."""
+every layout the layers pass and every edge of its tiles, and the direct correlations with
+the im2col / col2im products they replace. The kernels compile on any CPU, so these tests
+run everywhere, also where the layers do not use them (no AVX-512)."""
 
 import numba
 import numpy as np
 import pytest
 
+import tinynet.functional.conv as conv
 import tinynet.kernels as kernels
 from tinynet.functional.matmul import matmul
 from tinynet.kernels import numba_gemm
-from tinynet.kernels.numba_gemm import KC_NN, KC_NT, LANES, MR, NR, NT_COLS, NT_ROWS
+from tinynet.kernels.numba_gemm import KC_NN, KC_NT, LANES, MR, NR, NR_W, NT_COLS, NT_ROWS
 
 # (M, K, N): tiles exactly; rows, columns or both past a tile; smaller than one tile; K over
 # several cache blocks, with the last block shorter than a vector; K below one vector
@@ -87,14 +89,73 @@ def test_empty_products_and_misaligned_shapes():
         numba_gemm.matmul(np.ones((3, 5), np.float32), np.ones((4, 2), np.float32))
 
 
-def test_matmul_uses_the_kernel_for_float32_on_avx512_only(monkeypatch):
+def test_the_kernels_serve_float32_on_avx512_only(monkeypatch):
     f32, f64 = np.ones((2, 3), np.float32), np.ones((3, 2), np.float64)
     monkeypatch.setattr(kernels, "ENABLED", True)
-    expected = numba_gemm.matmul if numba_gemm.USEFUL else None
-    assert kernels.cpu_matmul(f32, f32.T) is expected
-    assert kernels.cpu_matmul(f64.T, f64) is None  # the float64 gradient checks keep NumPy's
-    assert kernels.cpu_matmul(f32, f64) is None
-    assert kernels.cpu_matmul(f32[0], f32.T) is None
+    expected = numba_gemm if numba_gemm.USEFUL else None
+    assert kernels.cpu_gemm(f32, f32.T) is expected
+    assert kernels.cpu_gemm(f64.T, f64) is None  # the float64 gradient checks keep NumPy's
+    assert kernels.cpu_gemm(f32, f64) is None
     monkeypatch.setattr(kernels, "ENABLED", False)
-    assert kernels.cpu_matmul(f32, f32.T) is None
+    assert kernels.cpu_gemm(f32, f32.T) is None
     np.testing.assert_array_equal(matmul(f32, f32.T), np.full((2, 2), 3.0, np.float32))
+    monkeypatch.setattr(kernels, "ENABLED", True)
+    np.testing.assert_array_equal(matmul(f32[0], f32.T), np.full(2, 3.0, np.float32))  # 1-D: NumPy's
+
+
+# (N, C, H, W, F, k, pad): Table 1's conv1 and (smaller) conv2; an output row and a channel
+# count just past a tile (the last tiles overlap); a 'valid' 3 x 3 correlation
+CORRELATIONS = [
+    (2, 1, 28, 28, 32, 5, 2),
+    (2, 3, 14, 14, 64, 5, 2),
+    (2, 3, 14, 15, NR + 1, 5, 2),
+    (1, 2, 18, 20, NR, 3, 0),
+]
+# (N, C, H, W, F, k, pad) where the direct weight gradient serves: C * k * k a multiple of MR_W, F of NR_W
+WEIGHT_GRADIENTS = [(2, 1, 14, 14, NR_W, 5, 2), (3, 2, 9, 11, 2 * NR_W, 5, 2), (2, 5, 6, 7, NR_W, 3, 0)]
+
+
+def columns_path(monkeypatch, function, *args):
+    """function(*args) by im2col / col2im and NumPy's products (the direct kernels' twin)."""
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    try:
+        return function(*args)
+    finally:
+        monkeypatch.setattr(kernels, "ENABLED", True)
+
+
+@pytest.mark.parametrize("N, C, H, W, F, k, pad", CORRELATIONS)
+def test_direct_correlation_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad):
+    values = small_integers(rng)
+    x, weights = values((N, C, H, W)), values((F, C, k, k))
+    expected = columns_path(monkeypatch, conv._correlate, x, weights, 1, pad)
+    assert numba_gemm.correlate_fits(expected.shape[3], F, 1)
+    np.testing.assert_array_equal(numba_gemm.correlate(x, weights, pad), expected)
+
+
+@pytest.mark.parametrize("N, C, H, W, F, k, pad", WEIGHT_GRADIENTS)
+def test_direct_weight_gradient_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad):
+    values = small_integers(rng)
+    x, weights = values((N, C, H, W)), values((F, C, k, k))
+    dy = values((N, F, H + 2 * pad - k + 1, W + 2 * pad - k + 1))
+    _, expected = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad), False)
+    assert numba_gemm.weight_gradient_fits(C, k, k, F, 1)
+    np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x, dy, k, k, pad), expected["W"])
+
+
+@pytest.mark.skipif(not numba_gemm.USEFUL, reason="conv2d takes the direct path only on CPUs with AVX-512")
+@pytest.mark.parametrize("C, F, direct", [(NR, NR_W, (True, True)), (NR, NR + 1, (False, True)),
+                                          (2, NR_W, (True, False)), (2, 8, (False, False))])
+def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, F, direct):
+    """The dispatch in conv2d_backward (direct weight and input gradients, as `direct` says):
+    float32 normwise error below 1e-5 against the columns (sums of up to 1,600 terms; a wrong
+    or missing term would be of order 1)."""
+    x = rng.standard_normal((3, C, 14, 16), dtype=np.float32)
+    weights = rng.standard_normal((F, C, 5, 5), dtype=np.float32)
+    dy = rng.standard_normal((3, F, 14, 16), dtype=np.float32)
+    assert conv._direct(x, dy, weights, 1, 2)[1:] == direct
+    direct_result = conv.conv2d_backward(dy, (x, weights, 1, 2))
+    by_columns = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, 2))
+    pairs = [(direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
+    for got, expected in pairs:
+        assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5

@@ -18,7 +18,7 @@ on the GPU) whose reference twin is the strided-view code below.
 """
 
 from ..backend import is_gpu_array, xp_of
-from ..kernels import cpu_kernels, gpu_kernels
+from ..kernels import cpu_gemm, cpu_kernels, gpu_kernels
 from .matmul import matmul
 
 CPU_CHUNK_BYTES = 2 * 2**20
@@ -121,8 +121,12 @@ def _correlate(x, W, stride, pad):
     """
     F, _, kh, kw = W.shape
     N, _, Hi, Wi = x.shape
+    Ho, Wo = output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad)
+    gemm = cpu_gemm(x, W)
+    if gemm is not None and gemm.correlate_fits(Wo, F, stride):
+        return gemm.correlate(x, W, pad)
     W_rows = W.reshape(F, -1)
-    y = xp_of(x).empty((N, F, output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad)), dtype=x.dtype)
+    y = xp_of(x).empty((N, F, Ho, Wo), dtype=x.dtype)
     for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
         rows_into_images(matmul(W_rows, cols), y[chunk])
     return y
@@ -141,6 +145,17 @@ def _correlate_adjoint(y_rows, W, x_shape, stride, pad):
     return dx
 
 
+def _direct(x, dy, W, stride, pad):
+    """(numba_gemm module or None, whether it serves dL/dW, whether it serves dL/dx) for the
+    backward of conv2d: the CPU's correlations without columns (tinynet.kernels.numba_gemm)."""
+    F, C, kh, kw = W.shape
+    gemm = cpu_gemm(x, dy, W)
+    if gemm is None:
+        return None, False, False
+    return (gemm, gemm.weight_gradient_fits(C, kh, kw, F, stride),
+            kh == kw and pad < kh and gemm.correlate_fits(x.shape[3], C, stride))
+
+
 def conv2d_forward(x, W, b, stride=1, pad=0):
     """Eq. (5) before f_a: y_j = b_j + sum_i k_ij * x_i (cross-correlation, like PyTorch).
 
@@ -156,17 +171,32 @@ def conv2d_backward(dy, cache, input_grad=True):
     """dy: (N, F, Ho, Wo) -> dx: (N, C, H, W), grads {W: (F, C, kh, kw), b: (F,)}.
 
     dL/dW = dy_rows @ cols^T, dL/dx = col2im(W_rows^T @ dy_rows), dL/db = sum of dy over N, Ho, Wo.
-    With input_grad=False dx is None and not computed (the input is data, e.g. the image).
+    At stride 1, dL/dx is also the correlation of dy, padded by k - 1 - pad, with W flipped and
+    its two channel axes swapped; on the CPU both gradients are then computed without columns
+    (tinynet.kernels.numba_gemm). With input_grad=False dx is None and not computed (the input
+    is data, e.g. the image).
     """
     x, W, stride, pad = cache
     _, _, kh, kw = W.shape
-    pixels = dy.shape[2] * dy.shape[3]
-    dy_rows = images_to_rows(dy)
-    dW = 0
-    for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
-        dW = dW + matmul(dy_rows[:, chunk.start * pixels:chunk.stop * pixels], cols.T)
-    dx = _correlate_adjoint(dy_rows, W, x.shape, stride, pad) if input_grad else None
-    return dx, {"W": dW.reshape(W.shape), "b": dy_rows.sum(axis=1)}
+    gemm, direct_weights, direct_input = _direct(x, dy, W, stride, pad)
+    input_grad_by_columns = input_grad and not direct_input
+    dy_rows = images_to_rows(dy) if not direct_weights or input_grad_by_columns else None
+    if direct_weights:
+        dW = gemm.correlate_weight_gradient(x, dy, kh, kw, pad)
+    else:
+        pixels = dy.shape[2] * dy.shape[3]
+        dW = 0
+        for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
+            dW = dW + matmul(dy_rows[:, chunk.start * pixels:chunk.stop * pixels], cols.T)
+        dW = dW.reshape(W.shape)
+    if input_grad_by_columns:
+        dx = _correlate_adjoint(dy_rows, W, x.shape, stride, pad)
+    elif input_grad:
+        dx = gemm.correlate(dy, W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), kh - 1 - pad)
+    else:
+        dx = None
+    b_grad = dy.sum(axis=(0, 2, 3)) if dy_rows is None else dy_rows.sum(axis=1)
+    return dx, {"W": dW, "b": b_grad}
 
 
 def conv_transpose_output_size(size, kernel, stride, pad, output_padding):

@@ -6,15 +6,15 @@ CuPy refuses cuBLAS) and on a second stream (tinynet.kernels.cuda_fused.gpu_matm
 tinynet.kernels.cuda_blas).
 """
 
-from ..kernels import cpu_matmul, gpu_kernels
+from ..kernels import cpu_gemm, gpu_kernels
 
 
 def matmul(a, b):
     """a @ b for 2-D arrays a (M, K) and b (K, N) -> (M, N)."""
     kernels = gpu_kernels(a, b)
     if kernels is None:
-        product = cpu_matmul(a, b)
-        return a @ b if product is None else product(a, b)
+        gemm = cpu_gemm(a, b)
+        return a @ b if gemm is None or a.ndim != 2 or b.ndim != 2 else gemm.matmul(a, b)
     if a.dtype != b.dtype or a.ndim != 2 or b.ndim != 2:
         return a @ b
     if a.shape[1] != b.shape[0]:

@@ -48,17 +48,17 @@ def cpu_kernels(*arrays):
     return _numba_cpu
 
 
-def cpu_matmul(a, b):
-    """`numba_gemm.matmul` when it may serve a @ b: float32 2-D NumPy arrays, on a CPU with
+def cpu_gemm(*arrays):
+    """The `numba_gemm` module when it may serve `arrays`: float32 NumPy arrays, on a CPU with
     AVX-512 (elsewhere NumPy's BLAS is as fast); else None."""
     global _numba_gemm
-    if not ENABLED or not all(type(x) is np.ndarray and x.dtype == np.float32 and x.ndim == 2 for x in (a, b)):
+    if not ENABLED or not all(type(a) is np.ndarray and a.dtype == np.float32 for a in arrays):
         return None
     if _numba_gemm is None:
         from . import numba_gemm
 
         _numba_gemm = numba_gemm
-    return _numba_gemm.matmul if _numba_gemm.USEFUL else None
+    return _numba_gemm if _numba_gemm.USEFUL else None
 
 
 def gpu_kernels(*arrays):

@@ -29,7 +29,7 @@ kernels are as fast.
 import llvmlite.binding as llvm
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -37,6 +37,8 @@ USEFUL = bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 LANES = 16              # floats in one 512-bit vector
 MR, NR = 10, 32         # tile_nn: 10 rows x 2 vectors = 20 of the 32 vector registers
+MR_CONV = 14            # tile_conv: 14 output pixels (a row of Table 1's 14 x 14 maps) x 2 vectors
+MR_W, NR_W = 5, 64        # tile_conv_weights: 5 window taps x 4 vectors (64 channels)
 NT_ROWS, NT_COLS = 4, 6  # tile_nt: 4 x 6 vector sums
 KC_NN = 256             # k per block: a 256 x 32 slice of B stays in the 48 KiB L1 cache
 KC_NT = 2048            # k per block of tile_nt, a multiple of LANES: 8 rows of 8 KiB in L2
@@ -109,6 +111,25 @@ def _counted_loop(builder, count, accumulators):
     return k, carried, close
 
 
+def _broadcast_products(builder, a_rows, a_column, b_first, b_row_step, kc, per_row=NR // LANES):
+    """The sums of tile_nn and tile_conv: for each k < kc, NR / 16 vectors of row k of B times
+    A[i, k] (at a_rows[i] + a_column(k)) broadcast, for every i. Returns the len(a_rows) * NR / 16
+    vectors, row by row."""
+    fma = _fma(builder)
+    k, acc, close = _counted_loop(builder, kc, len(a_rows) * per_row)
+    b_row = builder.gep(b_first, [builder.mul(k, b_row_step)])
+    b_vectors = [_load_vector(builder, builder.gep(b_row, [_const(LANES * v)])) for v in range(per_row)]
+    column = a_column(k)
+    new = []
+    for i, a_row in enumerate(a_rows):
+        a_ik = builder.load(builder.gep(a_row, [column]))
+        broadcast = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), a_ik, ir.Constant(ir.IntType(32), 0)),
+            ir.Constant(_VECTOR, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+        new += [builder.call(fma, [broadcast, b_vector, acc[i * per_row + v]]) for v, b_vector in enumerate(b_vectors)]
+    return close(new)
+
+
 @intrinsic
 def tile_nn(typingctx, a, a_start, a_row_step, a_col_step, b, b_start, b_row_step, c, c_start, c_row_step,
             kc, accumulate):
@@ -123,23 +144,67 @@ def tile_nn(typingctx, a, a_start, a_row_step, a_col_step, b, b_start, b_row_ste
         a_type, b_type, c_type = sig.args[0], sig.args[4], sig.args[7]
         a_rows = [_data_pointer(context, builder, a_type, a, builder.add(a_start, builder.mul(_const(i), a_row_step)))
                   for i in range(MR)]
-        b_first = _data_pointer(context, builder, b_type, b, b_start)
-        fma = _fma(builder)
-        k, acc, close = _counted_loop(builder, kc, MR * NR // LANES)
-        b_row = builder.gep(b_first, [builder.mul(k, b_row_step)])
-        b_vectors = [_load_vector(builder, builder.gep(b_row, [_const(LANES * v)])) for v in range(NR // LANES)]
-        a_col = builder.mul(k, a_col_step)
-        new = []
-        for i in range(MR):
-            a_ik = builder.load(builder.gep(a_rows[i], [a_col]))
-            broadcast = builder.shuffle_vector(
-                builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), a_ik, ir.Constant(ir.IntType(32), 0)),
-                ir.Constant(_VECTOR, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-            new += [builder.call(fma, [broadcast, b_vector, acc[i * len(b_vectors) + v]])
-                    for v, b_vector in enumerate(b_vectors)]
-        sums = close(new)
+        sums = _broadcast_products(builder, a_rows, lambda k: builder.mul(k, a_col_step),
+                                   _data_pointer(context, builder, b_type, b, b_start), b_row_step, kc)
         per_row = NR // LANES
         for i in range(MR):
+            c_row = _data_pointer(context, builder, c_type, c, builder.add(c_start, builder.mul(_const(i), c_row_step)))
+            _store_tile_row(builder, c_row, sums[i * per_row:(i + 1) * per_row], accumulate)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@intrinsic
+def tile_conv(typingctx, x, x_start, offsets, b, b_start, b_row_step, out, out_start, out_channel_step, kc):
+    """out[i + j * out_channel_step] = sum_{k < kc} x[x_start + i + offsets[k]] B[k, j] for i < MR_CONV
+    output pixels of one image row and j < NR output channels (B[k, j] at b_start + k * b_row_step + j,
+    out counted from out_start): a stride-1 convolution read straight from the padded image, its
+    window offsets in `offsets` (int64), written to channel planes (NCHW). kc >= 1."""
+    signature = types.void(x, types.int64, offsets, b, types.int64, types.int64, out, types.int64, types.int64,
+                           types.int64)
+
+    def codegen(context, builder, sig, args):
+        x, x_start, offsets, b, b_start, b_row_step, out, out_start, out_channel_step, kc = args
+        x_type, offsets_type, b_type, out_type = sig.args[0], sig.args[2], sig.args[3], sig.args[6]
+        pixels = [_data_pointer(context, builder, x_type, x, builder.add(x_start, _const(i))) for i in range(MR_CONV)]
+        offset_of = context.make_array(offsets_type)(context, builder, offsets).data
+        sums = _broadcast_products(builder, pixels, lambda k: builder.load(builder.gep(offset_of, [k])),
+                                   _data_pointer(context, builder, b_type, b, b_start), b_row_step, kc)
+        first = _data_pointer(context, builder, out_type, out, out_start)
+        per_row = NR // LANES
+        for i in range(MR_CONV):
+            for v in range(per_row):
+                for lane in range(LANES):
+                    channel = builder.mul(_const(v * LANES + lane), out_channel_step)
+                    value = builder.extract_element(sums[i * per_row + v], ir.Constant(ir.IntType(32), lane))
+                    builder.store(value, builder.gep(first, [builder.add(channel, _const(i))]))
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@intrinsic
+def tile_conv_weights(typingctx, x, x_start, taps, pixels, dy, dy_start, dy_row_step, c, c_start, c_row_step,
+                      count, accumulate):
+    """C[i, j] (+)= sum_{q < count} x[x_start + taps[i] + pixels[q]] dy[dy_start + q * dy_row_step + j]
+    for i < MR window taps and j < NR output channels, C[i, j] at c_start + i * c_row_step + j: a
+    convolution's weight gradient over one image, its input read straight from the padded image
+    (taps: the window offsets, pixels: the output pixels' offsets; both int64). count >= 1."""
+    signature = types.void(x, types.int64, taps, pixels, dy, types.int64, types.int64, c, types.int64,
+                           types.int64, types.int64, types.boolean)
+
+    def codegen(context, builder, sig, args):
+        x, x_start, taps, pixels, dy, dy_start, dy_row_step, c, c_start, c_row_step, count, accumulate = args
+        x_type, taps_type, pixels_type, dy_type, c_type = (sig.args[i] for i in (0, 2, 3, 4, 7))
+        tap_of = context.make_array(taps_type)(context, builder, taps).data
+        pixel_of = context.make_array(pixels_type)(context, builder, pixels).data
+        a_rows = [_data_pointer(context, builder, x_type, x, builder.add(x_start, builder.load(builder.gep(tap_of, [_const(i)]))))
+                  for i in range(MR_W)]
+        per_row = NR_W // LANES
+        sums = _broadcast_products(builder, a_rows, lambda q: builder.load(builder.gep(pixel_of, [q])),
+                                   _data_pointer(context, builder, dy_type, dy, dy_start), dy_row_step, count, per_row)
+        for i in range(MR_W):
             c_row = _data_pointer(context, builder, c_type, c, builder.add(c_start, builder.mul(_const(i), c_row_step)))
             _store_tile_row(builder, c_row, sums[i * per_row:(i + 1) * per_row], accumulate)
         return context.get_dummy_value()
@@ -270,6 +335,85 @@ def _product_nt(A, Bt, C):
         for tile in prange(-(-M // NT_ROWS)):
             i = min(tile * NT_ROWS, M - NT_ROWS)
             tile_nt(A, i * a_row, a_row, Bt, j * bt_row, bt_row, C, i * c_row + j, c_row, K, False)
+
+
+@njit(parallel=True, **JIT)
+def _correlate_direct(x_padded, B, offsets, y):
+    """y (N, F, Ho, Wo) = the stride-1 correlation of x_padded (N, C, Hp, Wp) with B (C*kh*kw, F),
+    the window offsets of its rows in `offsets`; Wo >= MR_CONV, F >= NR."""
+    N, C, Hp, Wp = x_padded.shape
+    _, F, Ho, Wo = y.shape
+    for task in prange(N * Ho):  # one output row of one image
+        n, h = task // Ho, task % Ho
+        for panel in range(-(-F // NR)):
+            f = min(panel * NR, F - NR)
+            for tile in range(-(-Wo // MR_CONV)):
+                w = min(tile * MR_CONV, Wo - MR_CONV)
+                tile_conv(x_padded, (n * C * Hp + h) * Wp + w, offsets, B, f, F, y, ((n * F + f) * Ho + h) * Wo + w,
+                          Ho * Wo, B.shape[0])
+
+
+@njit(parallel=True, **JIT)
+def _correlate_weight_gradient(x_padded, dy_by_pixel, taps, pixels, dW, parts):
+    """dW (K, F) = sum over images n and pixels p of x_padded[n] at taps[k] + pixels[p] times
+    dy_by_pixel[n, p, f]; K a multiple of MR, F of NR. Each thread owns whole tiles of dW and
+    walks the images once, so an image's data stays in cache for all of its tiles."""
+    N = x_padded.shape[0]
+    image_size = x_padded[0].size
+    P, F = dy_by_pixel.shape[1], dy_by_pixel.shape[2]
+    panels = F // NR_W
+    tiles = dW.shape[0] // MR_W * panels
+    for part in prange(parts):
+        for n in range(N):
+            for tile in range(part * tiles // parts, (part + 1) * tiles // parts):
+                k, f = tile // panels * MR_W, tile % panels * NR_W
+                tile_conv_weights(x_padded, n * image_size, taps[k:k + MR_W], pixels, dy_by_pixel, (n * P) * F + f, F,
+                                  dW, k * F + f, F, P, n > 0)
+
+
+def correlate_fits(out_width, out_channels, stride):
+    """Whether `correlate` serves a convolution: stride 1, output rows and channels a tile wide."""
+    return stride == 1 and out_width >= MR_CONV and out_channels >= NR
+
+
+def _window_offsets(C, kh, kw, Hp, Wp):
+    """Offset in a padded (C, Hp, Wp) image of tap (c, i, j) of a window, in im2col's row order."""
+    c, i, j = np.meshgrid(np.arange(C), np.arange(kh), np.arange(kw), indexing="ij")
+    return ((c * Hp + i) * Wp + j).ravel().astype(np.int64)
+
+
+def correlate(x, W, pad):
+    """Stride-1 cross-correlation of x (N, C, H, W) with W (F, C, kh, kw), zero padding `pad`:
+    (N, F, Ho, Wo) float32, read straight from the padded image (no columns)."""
+    N, C, H, Wd = x.shape
+    F, _, kh, kw = W.shape
+    x_padded = np.zeros((N, C, H + 2 * pad, Wd + 2 * pad), np.float32)
+    x_padded[:, :, pad:pad + H, pad:pad + Wd] = x
+    y = np.empty((N, F, H + 2 * pad - kh + 1, Wd + 2 * pad - kw + 1), np.float32)
+    B = np.ascontiguousarray(W.reshape(F, -1).T)
+    _correlate_direct(x_padded, B, _window_offsets(C, kh, kw, H + 2 * pad, Wd + 2 * pad), y)
+    return y
+
+
+def weight_gradient_fits(in_channels, kh, kw, out_channels, stride):
+    """Whether `correlate_weight_gradient` serves a convolution: stride 1, whole tiles."""
+    return stride == 1 and in_channels * kh * kw % MR_W == 0 and out_channels % NR_W == 0
+
+
+def correlate_weight_gradient(x, dy, kh, kw, pad):
+    """dL/dW (F, C, kh, kw) of the stride-1 correlation of x (N, C, H, W) with zero padding `pad`,
+    given dy (N, F, Ho, Wo): the columns' product dy_rows @ cols^T without the columns."""
+    N, C, H, Wd = x.shape
+    _, F, Ho, Wo = dy.shape
+    Hp, Wp = H + 2 * pad, Wd + 2 * pad
+    x_padded = np.zeros((N, C, Hp, Wp), np.float32)
+    x_padded[:, :, pad:pad + H, pad:pad + Wd] = x
+    dy_by_pixel = np.ascontiguousarray(dy.reshape(N, F, Ho * Wo).transpose(0, 2, 1))
+    h, w = np.meshgrid(np.arange(Ho), np.arange(Wo), indexing="ij")
+    dW = np.empty((C * kh * kw, F), np.float32)
+    _correlate_weight_gradient(x_padded, dy_by_pixel, _window_offsets(C, kh, kw, Hp, Wp),
+                               (h * Wp + w).ravel().astype(np.int64), dW, get_num_threads())
+    return np.ascontiguousarray(dW.T).reshape(F, C, kh, kw)
 
 
 def _padded(x, rows, cols):
