@@ -111,8 +111,10 @@ CORRELATIONS = [
     (2, 3, 14, 15, NR + 1, 5, 2),
     (1, 2, 18, 20, NR, 3, 0),
 ]
-# (N, C, H, W, F, k, pad) where the direct weight gradient serves: C * k * k a multiple of MR_W, F of NR_W
-WEIGHT_GRADIENTS = [(2, 1, 14, 14, NR_W, 5, 2), (3, 2, 9, 11, 2 * NR_W, 5, 2), (2, 5, 6, 7, NR_W, 3, 0)]
+# (N, C, H, W, F, k, pad) where the direct weight gradient serves (C * k * k a multiple of MR_W):
+# Table 1's conv1 and conv2 (fewer images), more channels than a tile, fewer, a 'valid' 3 x 3
+WEIGHT_GRADIENTS = [(2, 1, 28, 28, 32, 5, 2), (2, 32, 14, 14, 64, 5, 2), (3, 2, 9, 11, NR_W + 3, 5, 2),
+                    (2, 5, 6, 7, 7, 3, 0)]
 
 
 def columns_path(monkeypatch, function, *args):
@@ -139,23 +141,24 @@ def test_direct_weight_gradient_equals_the_columns_product(rng, monkeypatch, N, 
     x, weights = values((N, C, H, W)), values((F, C, k, k))
     dy = values((N, F, H + 2 * pad - k + 1, W + 2 * pad - k + 1))
     _, expected = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad), False)
-    assert numba_gemm.weight_gradient_fits(C, k, k, F, 1)
+    assert numba_gemm.weight_gradient_fits(C, k, k, 1)
     np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x, dy, k, k, pad), expected["W"])
 
 
 @pytest.mark.skipif(not numba_gemm.USEFUL, reason="conv2d takes the direct path only on CPUs with AVX-512")
-@pytest.mark.parametrize("C, F, direct", [(NR, NR_W, (True, True)), (NR, NR + 1, (False, True)),
-                                          (2, NR_W, (True, False)), (2, 8, (False, False))])
-def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, F, direct):
+@pytest.mark.parametrize("C, k, direct", [(NR, 5, (True, True)), (NR, 4, (False, True)),
+                                          (2, 5, (True, False)), (2, 4, (False, False))])
+def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, k, direct):
     """The dispatch in conv2d_backward (direct weight and input gradients, as `direct` says):
     float32 normwise error below 1e-5 against the columns (sums of up to 1,600 terms; a wrong
     or missing term would be of order 1)."""
+    pad = k // 2  # a 4 x 4 window: 3 taps of the 16 in a tile of MR_W = 5 would be left over
     x = rng.standard_normal((3, C, 14, 16), dtype=np.float32)
-    weights = rng.standard_normal((F, C, 5, 5), dtype=np.float32)
-    dy = rng.standard_normal((3, F, 14, 16), dtype=np.float32)
-    assert conv._direct(x, dy, weights, 1, 2)[1:] == direct
-    direct_result = conv.conv2d_backward(dy, (x, weights, 1, 2))
-    by_columns = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, 2))
+    weights = rng.standard_normal((40, C, k, k), dtype=np.float32)
+    dy = rng.standard_normal((3, 40, 15 - k + 2 * pad, 17 - k + 2 * pad), dtype=np.float32)
+    assert conv._direct(x, dy, weights, 1, pad)[1:] == direct
+    direct_result = conv.conv2d_backward(dy, (x, weights, 1, pad))
+    by_columns = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad))
     pairs = [(direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
     for got, expected in pairs:
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5

@@ -152,7 +152,7 @@ def _direct(x, dy, W, stride, pad):
     gemm = cpu_gemm(x, dy, W)
     if gemm is None:
         return None, False, False
-    return (gemm, gemm.weight_gradient_fits(C, kh, kw, F, stride),
+    return (gemm, gemm.weight_gradient_fits(C, kh, kw, stride),
             kh == kw and pad < kh and gemm.correlate_fits(x.shape[3], C, stride))
 
 

@@ -356,7 +356,7 @@ def _correlate_direct(x_padded, B, offsets, y):
 @njit(parallel=True, **JIT)
 def _correlate_weight_gradient(x_padded, dy_by_pixel, taps, pixels, dW, parts):
     """dW (K, F) = sum over images n and pixels p of x_padded[n] at taps[k] + pixels[p] times
-    dy_by_pixel[n, p, f]; K a multiple of MR, F of NR. Each thread owns whole tiles of dW and
+    dy_by_pixel[n, p, f]; K a multiple of MR_W, F of NR_W. Each thread owns whole tiles of dW and
     walks the images once, so an image's data stays in cache for all of its tiles."""
     N = x_padded.shape[0]
     image_size = x_padded[0].size
@@ -395,25 +395,28 @@ def correlate(x, W, pad):
     return y
 
 
-def weight_gradient_fits(in_channels, kh, kw, out_channels, stride):
-    """Whether `correlate_weight_gradient` serves a convolution: stride 1, whole tiles."""
-    return stride == 1 and in_channels * kh * kw % MR_W == 0 and out_channels % NR_W == 0
+def weight_gradient_fits(in_channels, kh, kw, stride):
+    """Whether `correlate_weight_gradient` serves a convolution: stride 1, whole tiles of taps."""
+    return stride == 1 and in_channels * kh * kw % MR_W == 0
 
 
 def correlate_weight_gradient(x, dy, kh, kw, pad):
     """dL/dW (F, C, kh, kw) of the stride-1 correlation of x (N, C, H, W) with zero padding `pad`,
-    given dy (N, F, Ho, Wo): the columns' product dy_rows @ cols^T without the columns."""
+    given dy (N, F, Ho, Wo): the columns' product dy_rows @ cols^T without the columns. dy is
+    laid out pixel by pixel, its channels padded with zeros to whole tiles (NR_W)."""
     N, C, H, Wd = x.shape
     _, F, Ho, Wo = dy.shape
     Hp, Wp = H + 2 * pad, Wd + 2 * pad
     x_padded = np.zeros((N, C, Hp, Wp), np.float32)
     x_padded[:, :, pad:pad + H, pad:pad + Wd] = x
-    dy_by_pixel = np.ascontiguousarray(dy.reshape(N, F, Ho * Wo).transpose(0, 2, 1))
+    channels = -(-F // NR_W) * NR_W
+    dy_by_pixel = np.zeros((N, Ho * Wo, channels), np.float32) if channels > F else np.empty((N, Ho * Wo, F), np.float32)
+    dy_by_pixel[:, :, :F] = dy.reshape(N, F, Ho * Wo).transpose(0, 2, 1)
     h, w = np.meshgrid(np.arange(Ho), np.arange(Wo), indexing="ij")
-    dW = np.empty((C * kh * kw, F), np.float32)
+    dW = np.empty((C * kh * kw, channels), np.float32)
     _correlate_weight_gradient(x_padded, dy_by_pixel, _window_offsets(C, kh, kw, Hp, Wp),
                                (h * Wp + w).ravel().astype(np.int64), dW, get_num_threads())
-    return np.ascontiguousarray(dW.T).reshape(F, C, kh, kw)
+    return np.ascontiguousarray(dW[:, :F].T).reshape(F, C, kh, kw)
 
 
 def _padded(x, rows, cols):
