@@ -103,18 +103,22 @@ def test_the_kernels_serve_float32_on_avx512_only(monkeypatch):
     np.testing.assert_array_equal(matmul(f32[0], f32.T), np.full(2, 3.0, np.float32))  # 1-D: NumPy's
 
 
-# (N, C, H, W, F, k, pad): Table 1's conv1 and (smaller) conv2; an output row and a channel
-# count just past a tile (the last tiles overlap); a 'valid' 3 x 3 correlation
+# (N, C, H, W, F, k, pad, stride): Table 1's conv1 and (smaller) conv2; an output row and a
+# channel count just past a tile (the last tiles overlap); a 'valid' 3 x 3 correlation; the
+# CNN-CNN's first transposed convolution seen from its input gradient (stride 2, 7 x 7 maps)
+# and an odd strided one
 CORRELATIONS = [
-    (2, 1, 28, 28, 32, 5, 2),
-    (2, 3, 14, 14, 64, 5, 2),
-    (2, 3, 14, 15, NR + 1, 5, 2),
-    (1, 2, 18, 20, NR, 3, 0),
+    (2, 1, 28, 28, 32, 5, 2, 1),
+    (2, 3, 14, 14, 64, 5, 2, 1),
+    (2, 3, 14, 15, NR + 1, 5, 2, 1),
+    (1, 2, 18, 20, NR, 3, 0, 1),
+    (2, 32, 14, 14, 64, 5, 2, 2),
+    (1, 3, 15, 17, NR + 1, 3, 1, 2),
 ]
-# (N, C, H, W, F, k, pad) where the direct weight gradient serves (C * k * k a multiple of MR_W):
-# Table 1's conv1 and conv2 (fewer images), more channels than a tile, fewer, a 'valid' 3 x 3
-WEIGHT_GRADIENTS = [(2, 1, 28, 28, 32, 5, 2), (2, 32, 14, 14, 64, 5, 2), (3, 2, 9, 11, NR_W + 3, 5, 2),
-                    (2, 5, 6, 7, 7, 3, 0)]
+# the same where the direct weight gradient serves (C * k * k a multiple of MR_W): Table 1's
+# conv1 and conv2 (fewer images), more channels than a tile, fewer, a 'valid' 3 x 3, stride 2
+WEIGHT_GRADIENTS = [(2, 1, 28, 28, 32, 5, 2, 1), (2, 32, 14, 14, 64, 5, 2, 1), (3, 2, 9, 11, NR_W + 3, 5, 2, 1),
+                    (2, 5, 6, 7, 7, 3, 0, 1), (2, 32, 14, 14, 64, 5, 2, 2), (1, 3, 15, 17, 9, 5, 1, 2)]
 
 
 def columns_path(monkeypatch, function, *args):
@@ -126,23 +130,23 @@ def columns_path(monkeypatch, function, *args):
         monkeypatch.setattr(kernels, "ENABLED", True)
 
 
-@pytest.mark.parametrize("N, C, H, W, F, k, pad", CORRELATIONS)
-def test_direct_correlation_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad):
+@pytest.mark.parametrize("N, C, H, W, F, k, pad, stride", CORRELATIONS)
+def test_direct_correlation_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad, stride):
     values = small_integers(rng)
     x, weights = values((N, C, H, W)), values((F, C, k, k))
-    expected = columns_path(monkeypatch, conv._correlate, x, weights, 1, pad)
-    assert numba_gemm.correlate_fits(expected.shape[3], F, 1)
-    np.testing.assert_array_equal(numba_gemm.correlate(x, weights, pad), expected)
+    expected = columns_path(monkeypatch, conv._correlate, x, weights, stride, pad)
+    assert numba_gemm.correlate_fits(expected.shape[3], F, stride)
+    np.testing.assert_array_equal(numba_gemm.correlate(x, weights, pad, stride), expected)
 
 
-@pytest.mark.parametrize("N, C, H, W, F, k, pad", WEIGHT_GRADIENTS)
-def test_direct_weight_gradient_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad):
+@pytest.mark.parametrize("N, C, H, W, F, k, pad, stride", WEIGHT_GRADIENTS)
+def test_direct_weight_gradient_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad, stride):
     values = small_integers(rng)
     x, weights = values((N, C, H, W)), values((F, C, k, k))
-    dy = values((N, F, H + 2 * pad - k + 1, W + 2 * pad - k + 1))
-    _, expected = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad), False)
-    assert numba_gemm.weight_gradient_fits(C, k, k, 1)
-    np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x, dy, k, k, pad), expected["W"])
+    dy = values((N, F, (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1))
+    _, expected = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, stride, pad), False)
+    assert numba_gemm.weight_gradient_fits(C, k, k)
+    np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x, dy, k, k, pad, stride), expected["W"])
 
 
 @pytest.mark.skipif(not numba_gemm.USEFUL, reason="conv2d takes the direct path only on CPUs with AVX-512")
@@ -159,6 +163,21 @@ def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, k, dir
     assert conv._direct(x, dy, weights, 1, pad)[1:] == direct
     direct_result = conv.conv2d_backward(dy, (x, weights, 1, pad))
     by_columns = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad))
+    pairs = [(direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
+    for got, expected in pairs:
+        assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5
+
+
+@pytest.mark.skipif(not numba_gemm.USEFUL, reason="the layers take the direct path only on CPUs with AVX-512")
+def test_conv_transpose2d_backward_direct_and_by_columns_agree(rng, monkeypatch):
+    """The CNN-CNN's first transposed convolution (64@7x7 -> 32@14x14, fewer images): its
+    backward by the direct correlations equals the columns' to float32 rounding (normwise 1e-5)."""
+    x = rng.standard_normal((3, 64, 7, 7), dtype=np.float32)
+    weights = rng.standard_normal((64, 32, 5, 5), dtype=np.float32)
+    dy = rng.standard_normal((3, 32, 14, 14), dtype=np.float32)
+    cache = (x, weights, 2, 2)
+    direct_result = conv.conv_transpose2d_backward(dy, cache)
+    by_columns = columns_path(monkeypatch, conv.conv_transpose2d_backward, dy, cache)
     pairs = [(direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
     for got, expected in pairs:
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5

@@ -124,7 +124,7 @@ def _correlate(x, W, stride, pad):
     Ho, Wo = output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad)
     gemm = cpu_gemm(x, W)
     if gemm is not None and gemm.correlate_fits(Wo, F, stride):
-        return gemm.correlate(x, W, pad)
+        return gemm.correlate(x, W, pad, stride)
     W_rows = W.reshape(F, -1)
     y = xp_of(x).empty((N, F, Ho, Wo), dtype=x.dtype)
     for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
@@ -152,8 +152,8 @@ def _direct(x, dy, W, stride, pad):
     gemm = cpu_gemm(x, dy, W)
     if gemm is None:
         return None, False, False
-    return (gemm, gemm.weight_gradient_fits(C, kh, kw, stride),
-            kh == kw and pad < kh and gemm.correlate_fits(x.shape[3], C, stride))
+    return (gemm, gemm.weight_gradient_fits(C, kh, kw),
+            stride == 1 and kh == kw and pad < kh and gemm.correlate_fits(x.shape[3], C, 1))
 
 
 def conv2d_forward(x, W, b, stride=1, pad=0):
@@ -182,7 +182,7 @@ def conv2d_backward(dy, cache, input_grad=True):
     input_grad_by_columns = input_grad and not direct_input
     dy_rows = images_to_rows(dy) if not direct_weights or input_grad_by_columns else None
     if direct_weights:
-        dW = gemm.correlate_weight_gradient(x, dy, kh, kw, pad)
+        dW = gemm.correlate_weight_gradient(x, dy, kh, kw, pad, stride)
     else:
         pixels = dy.shape[2] * dy.shape[3]
         dW = 0
@@ -229,13 +229,21 @@ def conv_transpose2d_forward(x, W, b, stride=2, pad=0, output_padding=0):
 def conv_transpose2d_backward(dy, cache):
     """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W), grads {W: (C_in, C_out, kh, kw), b: (C_out,)}.
 
-    dL/dx is the conv2d of dy with W; dL/dW = x_rows @ cols(dy)^T, both from each chunk's columns.
+    dL/dx is the conv2d of dy with W; dL/dW = x_rows @ cols(dy)^T, both from each chunk's
+    columns, or on the CPU both as correlations without columns (tinynet.kernels.numba_gemm:
+    dy is the input of that conv2d, x the gradient at its output).
     """
     x, W, stride, pad = cache
-    C_in, _, kh, kw = W.shape
+    C_in, C_out, kh, kw = W.shape
+    b_grad = dy.sum(axis=(0, 2, 3))
+    gemm = cpu_gemm(x, dy, W)
+    if (gemm is not None and gemm.correlate_fits(x.shape[3], C_in, stride)
+            and gemm.weight_gradient_fits(C_out, kh, kw)):
+        return gemm.correlate(dy, W, pad, stride), {"W": gemm.correlate_weight_gradient(dy, x, kh, kw, pad, stride),
+                                                    "b": b_grad}
     W_rows = W.reshape(C_in, -1)
     dx, dW = xp_of(dy).empty_like(x), 0
     for chunk, cols in _columns_by_chunk(dy, kh, kw, stride, pad):
         rows_into_images(matmul(W_rows, cols), dx[chunk])
         dW = dW + matmul(images_to_rows(x[chunk]), cols.T)
-    return dx, {"W": dW.reshape(W.shape), "b": dy.sum(axis=(0, 2, 3))}
+    return dx, {"W": dW.reshape(W.shape), "b": b_grad}

@@ -37,7 +37,8 @@ USEFUL = bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 LANES = 16              # floats in one 512-bit vector
 MR, NR = 10, 32         # tile_nn: 10 rows x 2 vectors = 20 of the 32 vector registers
-MR_CONV = 14            # tile_conv: 14 output pixels (a row of Table 1's 14 x 14 maps) x 2 vectors
+MR_CONV = 14            # tile_conv: 14 output pixels (a row of Table 1's 14 x 14 maps) x 2 vectors;
+                        # tile_conv_narrow 7 (the 7 x 7 maps)
 MR_W, NR_W = 5, 64        # tile_conv_weights: 5 window taps x 4 vectors (64 channels)
 NT_ROWS, NT_COLS = 4, 6  # tile_nt: 4 x 6 vector sums
 KC_NN = 256             # k per block: a 256 x 32 slice of B stays in the 48 KiB L1 cache
@@ -155,33 +156,47 @@ def tile_nn(typingctx, a, a_start, a_row_step, a_col_step, b, b_start, b_row_ste
     return signature, codegen
 
 
-@intrinsic
-def tile_conv(typingctx, x, x_start, offsets, b, b_start, b_row_step, out, out_start, out_channel_step, kc):
-    """out[i + j * out_channel_step] = sum_{k < kc} x[x_start + i + offsets[k]] B[k, j] for i < MR_CONV
-    output pixels of one image row and j < NR output channels (B[k, j] at b_start + k * b_row_step + j,
-    out counted from out_start): a stride-1 convolution read straight from the padded image, its
-    window offsets in `offsets` (int64), written to channel planes (NCHW). kc >= 1."""
-    signature = types.void(x, types.int64, offsets, b, types.int64, types.int64, out, types.int64, types.int64,
-                           types.int64)
+def _tile_conv(pixels_per_tile, stride):
+    """tile_conv for `pixels_per_tile` output pixels of one image row (x 2 vectors of channels) at
+    `stride`: both compile-time constants, so that the pixels' addresses are one register plus
+    constant displacements (with a stride in a register they took 14 registers and spilled)."""
 
-    def codegen(context, builder, sig, args):
-        x, x_start, offsets, b, b_start, b_row_step, out, out_start, out_channel_step, kc = args
-        x_type, offsets_type, b_type, out_type = sig.args[0], sig.args[2], sig.args[3], sig.args[6]
-        pixels = [_data_pointer(context, builder, x_type, x, builder.add(x_start, _const(i))) for i in range(MR_CONV)]
-        offset_of = context.make_array(offsets_type)(context, builder, offsets).data
-        sums = _broadcast_products(builder, pixels, lambda k: builder.load(builder.gep(offset_of, [k])),
-                                   _data_pointer(context, builder, b_type, b, b_start), b_row_step, kc)
-        first = _data_pointer(context, builder, out_type, out, out_start)
-        per_row = NR // LANES
-        for i in range(MR_CONV):
-            for v in range(per_row):
-                for lane in range(LANES):
-                    channel = builder.mul(_const(v * LANES + lane), out_channel_step)
-                    value = builder.extract_element(sums[i * per_row + v], ir.Constant(ir.IntType(32), lane))
-                    builder.store(value, builder.gep(first, [builder.add(channel, _const(i))]))
-        return context.get_dummy_value()
+    @intrinsic
+    def tile_conv(typingctx, x, x_start, offsets, b, b_start, b_row_step, out, out_start, out_step,
+                  out_channel_step, kc):
+        """out[out_start + i * out_step + j * out_channel_step] = sum_{k < kc} x[x_start + i * stride +
+        offsets[k]] B[k, j] for i < pixels_per_tile output pixels of one image row and j < NR output
+        channels (B[k, j] at b_start + k * b_row_step + j): a convolution read straight from the padded
+        image, its window offsets in `offsets` (int64), written to channel planes (NCHW). kc >= 1."""
+        signature = types.void(x, types.int64, offsets, b, types.int64, types.int64, out, types.int64,
+                               types.int64, types.int64, types.int64)
 
-    return signature, codegen
+        def codegen(context, builder, sig, args):
+            x, x_start, offsets, b, b_start, b_row_step, out, out_start, out_step, out_channel_step, kc = args
+            x_type, offsets_type, b_type, out_type = sig.args[0], sig.args[2], sig.args[3], sig.args[6]
+            pixels = [_data_pointer(context, builder, x_type, x, builder.add(x_start, _const(i * stride)))
+                      for i in range(pixels_per_tile)]
+            offset_of = context.make_array(offsets_type)(context, builder, offsets).data
+            sums = _broadcast_products(builder, pixels, lambda k: builder.load(builder.gep(offset_of, [k])),
+                                       _data_pointer(context, builder, b_type, b, b_start), b_row_step, kc)
+            first = _data_pointer(context, builder, out_type, out, out_start)
+            per_row = NR // LANES
+            for i in range(pixels_per_tile):
+                pixel = builder.mul(_const(i), out_step)
+                for v in range(per_row):
+                    for lane in range(LANES):
+                        at = builder.add(builder.mul(_const(v * LANES + lane), out_channel_step), pixel)
+                        value = builder.extract_element(sums[i * per_row + v], ir.Constant(ir.IntType(32), lane))
+                        builder.store(value, builder.gep(first, [at]))
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return tile_conv
+
+
+tile_conv, tile_conv_stride2 = _tile_conv(MR_CONV, 1), _tile_conv(MR_CONV, 2)
+tile_conv_narrow, tile_conv_narrow_stride2 = _tile_conv(MR_CONV // 2, 1), _tile_conv(MR_CONV // 2, 2)
 
 
 @intrinsic
@@ -338,19 +353,27 @@ def _product_nt(A, Bt, C):
 
 
 @njit(parallel=True, **JIT)
-def _correlate_direct(x_padded, B, offsets, y):
-    """y (N, F, Ho, Wo) = the stride-1 correlation of x_padded (N, C, Hp, Wp) with B (C*kh*kw, F),
-    the window offsets of its rows in `offsets`; Wo >= MR_CONV, F >= NR."""
+def _correlate_direct(x_padded, stride, B, offsets, y):
+    """y (N, F, Ho, Wo) = the correlation of x_padded (N, C, Hp, Wp) with B (C*kh*kw, F) at
+    `stride` (1 or 2), the window offsets of its rows in `offsets`; Wo >= MR_CONV // 2, F >= NR."""
     N, C, Hp, Wp = x_padded.shape
     _, F, Ho, Wo = y.shape
+    pixels = MR_CONV if Wo >= MR_CONV else MR_CONV // 2
     for task in prange(N * Ho):  # one output row of one image
         n, h = task // Ho, task % Ho
         for panel in range(-(-F // NR)):
             f = min(panel * NR, F - NR)
-            for tile in range(-(-Wo // MR_CONV)):
-                w = min(tile * MR_CONV, Wo - MR_CONV)
-                tile_conv(x_padded, (n * C * Hp + h) * Wp + w, offsets, B, f, F, y, ((n * F + f) * Ho + h) * Wo + w,
-                          Ho * Wo, B.shape[0])
+            for tile in range(-(-Wo // pixels)):
+                w = min(tile * pixels, Wo - pixels)
+                x_start, y_start = (n * C * Hp + h * stride) * Wp + w * stride, ((n * F + f) * Ho + h) * Wo + w
+                if pixels == MR_CONV and stride == 1:
+                    tile_conv(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
+                elif pixels == MR_CONV:
+                    tile_conv_stride2(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
+                elif stride == 1:
+                    tile_conv_narrow(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
+                else:
+                    tile_conv_narrow_stride2(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
 
 
 @njit(parallel=True, **JIT)
@@ -372,8 +395,8 @@ def _correlate_weight_gradient(x_padded, dy_by_pixel, taps, pixels, dW, parts):
 
 
 def correlate_fits(out_width, out_channels, stride):
-    """Whether `correlate` serves a convolution: stride 1, output rows and channels a tile wide."""
-    return stride == 1 and out_width >= MR_CONV and out_channels >= NR
+    """Whether `correlate` serves a convolution: stride 1 or 2, output rows and channels a tile wide."""
+    return stride in (1, 2) and out_width >= MR_CONV // 2 and out_channels >= NR
 
 
 def _window_offsets(C, kh, kw, Hp, Wp):
@@ -382,40 +405,45 @@ def _window_offsets(C, kh, kw, Hp, Wp):
     return ((c * Hp + i) * Wp + j).ravel().astype(np.int64)
 
 
-def correlate(x, W, pad):
-    """Stride-1 cross-correlation of x (N, C, H, W) with W (F, C, kh, kw), zero padding `pad`:
+def _zero_padded(x, pad):
+    N, C, H, W = x.shape
+    x_padded = np.zeros((N, C, H + 2 * pad, W + 2 * pad), np.float32)
+    x_padded[:, :, pad:pad + H, pad:pad + W] = x
+    return x_padded
+
+
+def correlate(x, W, pad, stride=1):
+    """Cross-correlation of x (N, C, H, W) with W (F, C, kh, kw), zero padding `pad`, `stride`:
     (N, F, Ho, Wo) float32, read straight from the padded image (no columns)."""
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
-    x_padded = np.zeros((N, C, H + 2 * pad, Wd + 2 * pad), np.float32)
-    x_padded[:, :, pad:pad + H, pad:pad + Wd] = x
-    y = np.empty((N, F, H + 2 * pad - kh + 1, Wd + 2 * pad - kw + 1), np.float32)
+    x_padded = _zero_padded(x, pad)
+    y = np.empty((N, F, (H + 2 * pad - kh) // stride + 1, (Wd + 2 * pad - kw) // stride + 1), np.float32)
     B = np.ascontiguousarray(W.reshape(F, -1).T)
-    _correlate_direct(x_padded, B, _window_offsets(C, kh, kw, H + 2 * pad, Wd + 2 * pad), y)
+    _correlate_direct(x_padded, stride, B, _window_offsets(C, kh, kw, H + 2 * pad, Wd + 2 * pad), y)
     return y
 
 
-def weight_gradient_fits(in_channels, kh, kw, stride):
-    """Whether `correlate_weight_gradient` serves a convolution: stride 1, whole tiles of taps."""
-    return stride == 1 and in_channels * kh * kw % MR_W == 0
+def weight_gradient_fits(in_channels, kh, kw):
+    """Whether `correlate_weight_gradient` serves a convolution: whole tiles of window taps."""
+    return in_channels * kh * kw % MR_W == 0
 
 
-def correlate_weight_gradient(x, dy, kh, kw, pad):
-    """dL/dW (F, C, kh, kw) of the stride-1 correlation of x (N, C, H, W) with zero padding `pad`,
-    given dy (N, F, Ho, Wo): the columns' product dy_rows @ cols^T without the columns. dy is
-    laid out pixel by pixel, its channels padded with zeros to whole tiles (NR_W)."""
+def correlate_weight_gradient(x, dy, kh, kw, pad, stride=1):
+    """dL/dW (F, C, kh, kw) of the correlation of x (N, C, H, W) with zero padding `pad` at
+    `stride`, given dy (N, F, Ho, Wo): the columns' product dy_rows @ cols^T without the columns.
+    dy is laid out pixel by pixel, its channels padded with zeros to whole tiles (NR_W)."""
     N, C, H, Wd = x.shape
     _, F, Ho, Wo = dy.shape
-    Hp, Wp = H + 2 * pad, Wd + 2 * pad
-    x_padded = np.zeros((N, C, Hp, Wp), np.float32)
-    x_padded[:, :, pad:pad + H, pad:pad + Wd] = x
+    x_padded = _zero_padded(x, pad)
     channels = -(-F // NR_W) * NR_W
     dy_by_pixel = np.zeros((N, Ho * Wo, channels), np.float32) if channels > F else np.empty((N, Ho * Wo, F), np.float32)
     dy_by_pixel[:, :, :F] = dy.reshape(N, F, Ho * Wo).transpose(0, 2, 1)
     h, w = np.meshgrid(np.arange(Ho), np.arange(Wo), indexing="ij")
+    Hp, Wp = x_padded.shape[2:]
     dW = np.empty((C * kh * kw, channels), np.float32)
     _correlate_weight_gradient(x_padded, dy_by_pixel, _window_offsets(C, kh, kw, Hp, Wp),
-                               (h * Wp + w).ravel().astype(np.int64), dW, get_num_threads())
+                               (stride * (h * Wp + w)).ravel().astype(np.int64), dW, get_num_threads())
     return np.ascontiguousarray(dW[:, :F].T).reshape(F, C, kh, kw)
 
 
