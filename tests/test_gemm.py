@@ -149,6 +149,24 @@ def test_direct_weight_gradient_equals_the_columns_product(rng, monkeypatch, N, 
     np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x, dy, k, k, pad, stride), expected["W"])
 
 
+# (N, C_in, H, C_out, k, stride, pad, output_padding): the CNN-CNN's first transposed
+# convolution (fewer images), odd and even kernels, stride 1
+TRANSPOSED = [(2, 64, 7, 32, 5, 2, 2, 1), (2, 3, 8, NR + 1, 3, 2, 1, 1), (2, 3, 9, 40, 4, 2, 1, 0),
+              (1, 2, 8, NR, 3, 1, 1, 0)]
+
+
+@pytest.mark.parametrize("N, C_in, H, C_out, k, stride, pad, output_padding", TRANSPOSED)
+def test_direct_transposed_correlation_equals_col2im(rng, monkeypatch, N, C_in, H, C_out, k, stride, pad,
+                                                     output_padding):
+    values = small_integers(rng)
+    x, weights, bias = values((N, C_in, H, H)), values((C_in, C_out, k, k)), np.zeros(C_out, np.float32)
+    expected, _ = columns_path(monkeypatch, conv.conv_transpose2d_forward, x, weights, bias, stride, pad,
+                               output_padding)
+    assert numba_gemm.transposed_fits(expected.shape[3], C_out, stride)
+    np.testing.assert_array_equal(numba_gemm.correlate_transposed(x, weights, stride, pad, expected.shape[2:]),
+                                  expected)
+
+
 @pytest.mark.skipif(not numba_gemm.USEFUL, reason="conv2d takes the direct path only on CPUs with AVX-512")
 @pytest.mark.parametrize("C, k, direct", [(NR, 5, (True, True)), (NR, 4, (False, True)),
                                           (2, 5, (True, False)), (2, 4, (False, False))])
@@ -169,15 +187,19 @@ def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, k, dir
 
 
 @pytest.mark.skipif(not numba_gemm.USEFUL, reason="the layers take the direct path only on CPUs with AVX-512")
-def test_conv_transpose2d_backward_direct_and_by_columns_agree(rng, monkeypatch):
+def test_conv_transpose2d_direct_and_by_columns_agree(rng, monkeypatch):
     """The CNN-CNN's first transposed convolution (64@7x7 -> 32@14x14, fewer images): its
-    backward by the direct correlations equals the columns' to float32 rounding (normwise 1e-5)."""
+    forward and backward by the direct correlations equal the columns' to float32 rounding
+    (normwise 1e-5)."""
     x = rng.standard_normal((3, 64, 7, 7), dtype=np.float32)
     weights = rng.standard_normal((64, 32, 5, 5), dtype=np.float32)
     dy = rng.standard_normal((3, 32, 14, 14), dtype=np.float32)
     cache = (x, weights, 2, 2)
+    bias = rng.standard_normal(32, dtype=np.float32)
     direct_result = conv.conv_transpose2d_backward(dy, cache)
     by_columns = columns_path(monkeypatch, conv.conv_transpose2d_backward, dy, cache)
-    pairs = [(direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
+    forward = [conv.conv_transpose2d_forward(x, weights, bias, 2, 2, 1)[0],
+               columns_path(monkeypatch, conv.conv_transpose2d_forward, x, weights, bias, 2, 2, 1)[0]]
+    pairs = [forward, (direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
     for got, expected in pairs:
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5

@@ -213,7 +213,8 @@ def conv_transpose2d_forward(x, W, b, stride=2, pad=0, output_padding=0):
     output_padding (< stride) picks which of the sizes that conv2d floors to H is produced.
     The symmetric decoder of the paper's CNN-CNN baseline mirrors the encoder's 5x5 'same'
     conv and 2x2 pool with kh = kw = 5, stride 2, pad 2, output_padding 1:
-    64@7x7 -> 32@14x14 -> 1@28x28.
+    64@7x7 -> 32@14x14 -> 1@28x28. On the CPU: one stride-1 correlation per phase of the
+    output, without columns (tinynet.kernels.numba_gemm.correlate_transposed).
     """
     if not 0 <= output_padding < stride:
         raise ValueError(f"output_padding must be in [0, stride), got {output_padding} with stride {stride}")
@@ -222,7 +223,12 @@ def conv_transpose2d_forward(x, W, b, stride=2, pad=0, output_padding=0):
     y_shape = (N, C_out,
                conv_transpose_output_size(Hi, kh, stride, pad, output_padding),
                conv_transpose_output_size(Wi, kw, stride, pad, output_padding))
-    y = _correlate_adjoint(images_to_rows(x), W, y_shape, stride, pad) + b[:, None, None]
+    gemm = cpu_gemm(x, W)
+    if gemm is not None and gemm.transposed_fits(y_shape[3], C_out, stride):
+        y = gemm.correlate_transposed(x, W, stride, pad, y_shape[2:])
+    else:
+        y = _correlate_adjoint(images_to_rows(x), W, y_shape, stride, pad)
+    y += b[:, None, None]
     return y, (x, W, stride, pad)
 
 

@@ -353,11 +353,14 @@ def _product_nt(A, Bt, C):
 
 
 @njit(parallel=True, **JIT)
-def _correlate_direct(x_padded, stride, B, offsets, y):
-    """y (N, F, Ho, Wo) = the correlation of x_padded (N, C, Hp, Wp) with B (C*kh*kw, F) at
-    `stride` (1 or 2), the window offsets of its rows in `offsets`; Wo >= MR_CONV // 2, F >= NR."""
+def _correlate_direct(x_padded, stride, B, offsets, y, Ho, Wo, first, row_step, pixel_step):
+    """The correlation of x_padded (N, C, Hp, Wp) with B (C*kh*kw, F) at `stride` (1 or 2), the
+    window offsets of its rows in `offsets`, into Ho x Wo pixels of each (n, f) plane of y
+    (N, F, ...): output pixel (h, w) at first + h * row_step + w * pixel_step of the plane.
+    Wo >= MR_CONV // 2, F >= NR."""
     N, C, Hp, Wp = x_padded.shape
-    _, F, Ho, Wo = y.shape
+    F = B.shape[1]
+    plane = y[0, 0].size
     pixels = MR_CONV if Wo >= MR_CONV else MR_CONV // 2
     for task in prange(N * Ho):  # one output row of one image
         n, h = task // Ho, task % Ho
@@ -365,15 +368,17 @@ def _correlate_direct(x_padded, stride, B, offsets, y):
             f = min(panel * NR, F - NR)
             for tile in range(-(-Wo // pixels)):
                 w = min(tile * pixels, Wo - pixels)
-                x_start, y_start = (n * C * Hp + h * stride) * Wp + w * stride, ((n * F + f) * Ho + h) * Wo + w
+                x_start = (n * C * Hp + h * stride) * Wp + w * stride
+                y_start = (n * F + f) * plane + first + h * row_step + w * pixel_step
                 if pixels == MR_CONV and stride == 1:
-                    tile_conv(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
+                    tile_conv(x_padded, x_start, offsets, B, f, F, y, y_start, pixel_step, plane, B.shape[0])
                 elif pixels == MR_CONV:
-                    tile_conv_stride2(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
+                    tile_conv_stride2(x_padded, x_start, offsets, B, f, F, y, y_start, pixel_step, plane, B.shape[0])
                 elif stride == 1:
-                    tile_conv_narrow(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
+                    tile_conv_narrow(x_padded, x_start, offsets, B, f, F, y, y_start, pixel_step, plane, B.shape[0])
                 else:
-                    tile_conv_narrow_stride2(x_padded, x_start, offsets, B, f, F, y, y_start, 1, Ho * Wo, B.shape[0])
+                    tile_conv_narrow_stride2(x_padded, x_start, offsets, B, f, F, y, y_start, pixel_step, plane,
+                                             B.shape[0])
 
 
 @njit(parallel=True, **JIT)
@@ -405,11 +410,34 @@ def _window_offsets(C, kh, kw, Hp, Wp):
     return ((c * Hp + i) * Wp + j).ravel().astype(np.int64)
 
 
-def _zero_padded(x, pad):
+@njit(parallel=True, **JIT)
+def _pad_planes(x, pad, out):
     N, C, H, W = x.shape
-    x_padded = np.zeros((N, C, H + 2 * pad, W + 2 * pad), np.float32)
-    x_padded[:, :, pad:pad + H, pad:pad + W] = x
+    for plane in prange(N * C):
+        n, c = plane // C, plane % C
+        out[n, c] = 0
+        for h in range(H):
+            for w in range(W):
+                out[n, c, h + pad, w + pad] = x[n, c, h, w]
+
+
+def _zero_padded(x, pad):
+    """x (N, C, H, W) with `pad` zeros around each plane."""
+    N, C, H, W = x.shape
+    x_padded = np.empty((N, C, H + 2 * pad, W + 2 * pad), np.float32)
+    _pad_planes(x, pad, x_padded)
     return x_padded
+
+
+@njit(parallel=True, **JIT)
+def _pixels_by_channel(dy, out):
+    N, F, Ho, Wo = dy.shape
+    for n in prange(N):
+        out[n] = 0
+        for f in range(F):
+            for h in range(Ho):
+                for w in range(Wo):
+                    out[n, h * Wo + w, f] = dy[n, f, h, w]
 
 
 def correlate(x, W, pad, stride=1):
@@ -417,10 +445,45 @@ def correlate(x, W, pad, stride=1):
     (N, F, Ho, Wo) float32, read straight from the padded image (no columns)."""
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
-    x_padded = _zero_padded(x, pad)
+    x_padded = _zero_padded(np.ascontiguousarray(x), pad)
     y = np.empty((N, F, (H + 2 * pad - kh) // stride + 1, (Wd + 2 * pad - kw) // stride + 1), np.float32)
     B = np.ascontiguousarray(W.reshape(F, -1).T)
-    _correlate_direct(x_padded, stride, B, _window_offsets(C, kh, kw, H + 2 * pad, Wd + 2 * pad), y)
+    Ho, Wo = y.shape[2:]
+    _correlate_direct(x_padded, stride, B, _window_offsets(C, kh, kw, H + 2 * pad, Wd + 2 * pad), y, Ho, Wo, 0, Wo, 1)
+    return y
+
+
+def transposed_fits(out_width, out_channels, stride):
+    """Whether `correlate_transposed` serves a transposed convolution: its phases' rows and
+    its channels a tile wide."""
+    return out_width // stride >= MR_CONV // 2 and out_channels >= NR
+
+
+def correlate_transposed(x, W, stride, pad, out_shape):
+    """The transposed convolution (the adjoint in x of the correlation with W, `stride`, `pad`)
+    of x (N, C_in, H, W) with W (C_in, C_out, kh, kw) into (N, C_out) + out_shape, without columns.
+
+    Output row Y = stride * u + r gathers the taps i = r + pad (mod stride), from input rows
+    (Y + pad - i) / stride; so each phase (r, s) of the output is a stride-1 correlation of x
+    with the taps of its phase (flipped), written to every stride-th pixel."""
+    N, C_in, H, Wd = x.shape
+    _, C_out, kh, kw = W.shape
+    Hout, Wout = out_shape
+    margin = max(kh, kw) // stride + 1  # padding that every phase's taps stay within
+    x_padded = _zero_padded(np.ascontiguousarray(x), margin)
+    Hp, Wp = x_padded.shape[2:]
+    y = np.empty((N, C_out, Hout, Wout), np.float32)
+    channels = np.arange(C_in)[:, None, None]
+    for r in range(stride):
+        rows = np.arange(kh)[(np.arange(kh) - r - pad) % stride == 0]
+        for s in range(stride):
+            cols = np.arange(kw)[(np.arange(kw) - s - pad) % stride == 0]
+            taps_i, taps_j = rows[:, None], cols[None, :]
+            # tap (i, j) of output pixel (u, v) reads input (u + (r + pad - i) / stride, v + ...), padded by margin
+            offsets = (channels * Hp + (r + pad - taps_i) // stride + margin) * Wp + (s + pad - taps_j) // stride + margin
+            B = np.ascontiguousarray(W[:, :, taps_i, taps_j].transpose(0, 2, 3, 1).reshape(-1, C_out))
+            _correlate_direct(x_padded, 1, B, offsets.ravel().astype(np.int64), y, -(-(Hout - r) // stride),
+                              -(-(Wout - s) // stride), r * Wout + s, stride * Wout, stride)
     return y
 
 
@@ -435,10 +498,10 @@ def correlate_weight_gradient(x, dy, kh, kw, pad, stride=1):
     dy is laid out pixel by pixel, its channels padded with zeros to whole tiles (NR_W)."""
     N, C, H, Wd = x.shape
     _, F, Ho, Wo = dy.shape
-    x_padded = _zero_padded(x, pad)
-    channels = -(-F // NR_W) * NR_W
-    dy_by_pixel = np.zeros((N, Ho * Wo, channels), np.float32) if channels > F else np.empty((N, Ho * Wo, F), np.float32)
-    dy_by_pixel[:, :, :F] = dy.reshape(N, F, Ho * Wo).transpose(0, 2, 1)
+    x_padded = _zero_padded(np.ascontiguousarray(x), pad)
+    dy_by_pixel = np.empty((N, Ho * Wo, -(-F // NR_W) * NR_W), np.float32)
+    _pixels_by_channel(np.ascontiguousarray(dy), dy_by_pixel)
+    channels = dy_by_pixel.shape[2]
     h, w = np.meshgrid(np.arange(Ho), np.arange(Wo), indexing="ij")
     Hp, Wp = x_padded.shape[2:]
     dW = np.empty((C * kh * kw, channels), np.float32)
