@@ -14,7 +14,10 @@ about a quarter faster than whole-batch passes through main memory. The GPU take
 in one chunk.
 
 im2col and col2im run as kernels of tinynet.kernels (Numba on the CPU, one CuPy kernel each
-on the GPU) whose reference twin is the strided-view code below.
+on the GPU) whose reference twin is the strided-view code below. On CPUs with AVX-512 the
+float32 convolutions skip the columns altogether (tinynet.kernels.numba_gemm: the product's
+tiles read the padded image through a table of window offsets); the column products here
+are their reference twin.
 """
 
 from ..backend import is_gpu_array, xp_of

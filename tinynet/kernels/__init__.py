@@ -3,7 +3,8 @@
 
 `numba_cpu` holds Numba kernels for NumPy arrays on the CPU: im2col / col2im of the
 convolutions, max pooling, the LSTM cell forward and backward, the Adam update;
-`numba_gemm` the float32 matrix product on CPUs with AVX-512. The plain code they replace
+`numba_gemm` the float32 matrix product and direct (column-free) convolutions on CPUs with
+AVX-512. The plain code they replace
 stays where it is, as each kernel's reference twin, and tests/test_kernels.py checks that
 the two agree. `cuda_fused` holds CuPy kernels for CuPy
 arrays (the LSTM cell forward and backward, one decoder step and output row each way, the

@@ -2,18 +2,23 @@
 or tinynet.optim computes, in one pass over memory instead of many temporaries.
 
     im2col, col2im              tinynet.functional.conv    (eq. 5 and its adjoint)
+    images_to_rows,             tinynet.functional.conv    (the layouts around its products)
+    rows_into_images
     maxpool2d, its backward     tinynet.functional.pool    (eq. 6)
     lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
     adam_update                 tinynet.optim.adam
 
-The kernels run on one thread. Inside a training step they alternate with BLAS matrix
-products, whose idle worker threads keep spinning on the other cores for a while after
-each product: measured on 2 cores, a parallel (prange) kernel then ran no faster than a
-serial one, and under load it added a synchronisation that had to wait for a core. Each
-(n, c) image plane is written by one iteration of the outer loops, which keeps them free of
-races should they ever be parallelised. Kernels are compiled once and cached on disk (cache=True);
-error_model="numpy" drops Python's zero-division checks so that the loops vectorize.
-Constants take the arrays' dtype, so float32 stays float32.
+The kernels over image planes (im2col, col2im, pooling, the layout copies) share the planes
+out over Numba's threads (prange); each (n, c) plane is written by one iteration, so they are
+free of races, and each computes exactly what it did serially. Where the products are
+tinynet's own (tinynet.kernels.numba_gemm, CPUs with AVX-512) nothing else competes for the
+cores; where they are OpenBLAS's, its idle workers keep spinning for a while after each
+product, and a parallel kernel was measured no faster than a serial one (2 cores). The LSTM
+cells and the Adam update stay serial: per call they are too small to share.
+
+Kernels are compiled once and cached on disk (cache=True); error_model="numpy" drops
+Python's zero-division checks so that the loops vectorize. Constants take the arrays'
+dtype, so float32 stays float32.
 
 tanh, the one transcendental function here, is a rational approximation for float32
 (a few ulp from the exact value, like NumPy's own SIMD tanh, but vectorizable) and the

@@ -1,29 +1,36 @@
-"""A float32 matrix product for CPUs with AVX-512, on every core: the products are about
-three quarters of a training step on the CPU (bench/RESULTS.md).
+"""The float32 products of the layers on CPUs with AVX-512, on every core: the matrix
+product, and the convolutions computed straight from the padded images (no im2col columns).
+Products are three quarters of a training step on the CPU (bench/RESULTS.md).
 
 NumPy's `a @ b` (OpenBLAS) picks its kernels from the CPU, or from OPENBLAS_CORETYPE where
 the machine sets it; held to the AVX2 ("Haswell") kernels it multiplies at half of what an
-AVX-512 core can. This module computes C = A @ B tile by tile with register tiles written
-in LLVM vector instructions (a Numba intrinsic each), 16 floats to a vector:
+AVX-512 core can. Here each product is cut into register tiles written in LLVM vector
+instructions (Numba intrinsics), 16 floats to a vector:
 
-    tile_nn (MR x NR of C): for each k, NR / 16 vectors of row k of B, and each of the MR
-        elements A[i, k] broadcast to a vector; MR * NR / 16 fused multiply-adds.
+    tile_nn (MR x NR of C = A @ B): for each k, NR / 16 vectors of row k of B, and each of
+        the MR elements A[i, k] broadcast to a vector; MR * NR / 16 fused multiply-adds.
         B needs contiguous rows (unit stride along N); A may have any strides.
-    tile_nt (4 x 4 of C): C[i, j] = row i of A . row j of B^T, each a vector over 16 k at a
-        time, summed across the vector at the end. For B = (a C-contiguous matrix).T, where
-        the rows of B are not contiguous but its columns are.
+    tile_nt (NT_ROWS x NT_COLS of C = A @ Bt^T): C[i, j] = row i of A . row j of Bt, each a
+        vector over 16 k at a time, summed across the vector at the end. For B = (a
+        C-contiguous matrix).T, whose columns are contiguous but not its rows.
+    tile_conv (MR_CONV output pixels of an image row x NR channels): tile_nn where A is the
+        im2col matrix that is never built: A[pixel, tap] is read from the padded image at
+        the pixel's offset plus the window tap's offset (a table); writes NCHW planes.
+    tile_conv_weights (MR_W taps x NR_W channels of a weight gradient): the same reading,
+        summed over the pixels of an image.
 
 Tiles that would cross the edge of C are moved back to end at the edge (overlapping the
 tile before; the overlap is written last, with the same product) and products narrower than
 a tile are padded, so the tiles read and write only inside the arrays. K is taken in blocks
-that keep a tile's slices of A and B in cache. The column panels of C are shared out over
-Numba's threads (prange); each element of C is always summed in the same order, whatever the
-thread count, so results repeat exactly.
+that keep a tile's slices of A and B in cache. Output panels (of C, or rows of an image) are
+shared out over Numba's threads (prange); each output is always summed in the same order,
+whatever the thread count, so results repeat exactly.
 
-The plain `a @ b` is the reference twin (tests/test_kernels.py). The kernels compile for any
-CPU (LLVM splits the 16-float vectors where they are wider than the hardware's), but serve
-tinynet.functional.matmul only where the CPU has AVX-512 (`USEFUL`): elsewhere OpenBLAS's own
-kernels are as fast.
+Reference twins: the plain `a @ b`, and the im2col / col2im products of
+tinynet.functional.conv (tests/test_gemm.py, exact where float32 sums are). The kernels
+compile for any CPU (LLVM splits the 16-float vectors where they are wider than the
+hardware's), but serve the layers only where the CPU has AVX-512 (`USEFUL`): elsewhere
+OpenBLAS's own kernels are as fast.
 """
 
 import llvmlite.binding as llvm
