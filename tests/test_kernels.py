@@ -92,6 +92,23 @@ def test_eq05_im2col_col2im_kernels_match_numpy(rng, monkeypatch, dtype, shape, 
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 3, 7, 5), (1, 4, 2, 9)])
+def test_eq05_layout_kernels_match_numpy(rng, monkeypatch, dtype, shape):
+    """images (N, C, H, W) <-> rows (C, N*H*W) around the convolutions' products: copies, so exact."""
+    x = rng.standard_normal(shape).astype(dtype)
+    rows, rows_twin = both_paths(conv.images_to_rows, x, monkeypatch=monkeypatch)
+    assert rows.dtype == dtype and np.array_equal(rows, rows_twin)
+
+    def back_to_images(rows):
+        out = np.empty_like(x)
+        conv.rows_into_images(rows, out)
+        return out
+
+    images, images_twin = both_paths(back_to_images, rows, monkeypatch=monkeypatch)
+    assert np.array_equal(images, x) and np.array_equal(images_twin, x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, size, stride", POOL_CASES)
 def test_eq06_maxpool_kernels_match_numpy(rng, monkeypatch, dtype, shape, size, stride):
     x = rng.standard_normal(shape).astype(dtype)
