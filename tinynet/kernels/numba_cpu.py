@@ -143,38 +143,31 @@ def col2im(cols, x_shape, kh, kw, stride, pad):
 
 
 @njit(parallel=True, **JIT)
-def _images_to_rows(x, rows):
-    N, C, H, W = x.shape
+def _copy_planes(images, rows, to_rows):
+    """Plane (n, c) of images (N, C, H, W) <-> columns n*H*W.. of row c of rows (C, N*H*W)."""
+    N, C, H, W = images.shape
     for plane in prange(N * C):
         n, c = plane // C, plane % C
         row = rows[c, n * H * W:(n + 1) * H * W]
         for h in range(H):
             for w in range(W):
-                row[h * W + w] = x[n, c, h, w]
+                if to_rows:
+                    row[h * W + w] = images[n, c, h, w]
+                else:
+                    images[n, c, h, w] = row[h * W + w]
 
 
 def images_to_rows(x):
     """(N, C, H, W) -> (C, N*H*W), each image plane one contiguous copy."""
     N, C, H, W = x.shape
     rows = np.empty((C, N * H * W), dtype=x.dtype)
-    _images_to_rows(np.ascontiguousarray(x), rows)
+    _copy_planes(np.ascontiguousarray(x), rows, True)
     return rows
-
-
-@njit(parallel=True, **JIT)
-def _rows_into_images(rows, out):
-    N, F, H, W = out.shape
-    for plane in prange(N * F):
-        n, f = plane // F, plane % F
-        row = rows[f, n * H * W:(n + 1) * H * W]
-        for h in range(H):
-            for w in range(W):
-                out[n, f, h, w] = row[h * W + w]
 
 
 def rows_into_images(rows, out):
     """out (n, F, Ho, Wo) <- rows (F, n*Ho*Wo); out C-contiguous."""
-    _rows_into_images(np.ascontiguousarray(rows), out)
+    _copy_planes(out, np.ascontiguousarray(rows), False)
 
 
 # ---- max pooling (tinynet.functional.pool) ----

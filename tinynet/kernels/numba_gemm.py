@@ -69,12 +69,15 @@ def _load_vector(builder, pointer):
     return builder.load(builder.bitcast(pointer, _VECTOR.as_pointer()), align=4)
 
 
-def _store_tile_row(builder, pointer, values, accumulate):
-    """pointer[0:16*len(values)] = values (+ what is there when accumulate)."""
-    for v, value in enumerate(values):
-        target = builder.bitcast(builder.gep(pointer, [_const(LANES * v)]), _VECTOR.as_pointer())
-        total = builder.fadd(builder.load(target, align=4), value)
-        builder.store(builder.select(accumulate, total, value), target, align=4)
+def _store_tile(context, builder, c_type, c, c_start, c_row_step, sums, per_row, accumulate):
+    """Row i of a tile, sums[i * per_row:(i + 1) * per_row], to c from c_start + i * c_row_step
+    (+ what is there when accumulate)."""
+    for i in range(len(sums) // per_row):
+        c_row = _data_pointer(context, builder, c_type, c, builder.add(c_start, builder.mul(_const(i), c_row_step)))
+        for v, value in enumerate(sums[i * per_row:(i + 1) * per_row]):
+            target = builder.bitcast(builder.gep(c_row, [_const(LANES * v)]), _VECTOR.as_pointer())
+            total = builder.fadd(builder.load(target, align=4), value)
+            builder.store(builder.select(accumulate, total, value), target, align=4)
 
 
 def _fma(builder):
@@ -154,10 +157,7 @@ def tile_nn(typingctx, a, a_start, a_row_step, a_col_step, b, b_start, b_row_ste
                   for i in range(MR)]
         sums = _broadcast_products(builder, a_rows, lambda k: builder.mul(k, a_col_step),
                                    _data_pointer(context, builder, b_type, b, b_start), b_row_step, kc)
-        per_row = NR // LANES
-        for i in range(MR):
-            c_row = _data_pointer(context, builder, c_type, c, builder.add(c_start, builder.mul(_const(i), c_row_step)))
-            _store_tile_row(builder, c_row, sums[i * per_row:(i + 1) * per_row], accumulate)
+        _store_tile(context, builder, c_type, c, c_start, c_row_step, sums, NR // LANES, accumulate)
         return context.get_dummy_value()
 
     return signature, codegen
@@ -226,9 +226,7 @@ def tile_conv_weights(typingctx, x, x_start, taps, pixels, dy, dy_start, dy_row_
         per_row = NR_W // LANES
         sums = _broadcast_products(builder, a_rows, lambda q: builder.load(builder.gep(pixel_of, [q])),
                                    _data_pointer(context, builder, dy_type, dy, dy_start), dy_row_step, count, per_row)
-        for i in range(MR_W):
-            c_row = _data_pointer(context, builder, c_type, c, builder.add(c_start, builder.mul(_const(i), c_row_step)))
-            _store_tile_row(builder, c_row, sums[i * per_row:(i + 1) * per_row], accumulate)
+        _store_tile(context, builder, c_type, c, c_start, c_row_step, sums, per_row, accumulate)
         return context.get_dummy_value()
 
     return signature, codegen
