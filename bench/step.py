@@ -43,10 +43,15 @@ def make_batch(batch_size, seed=0):
 
 
 def tinynet_path(xp, cuda_graph):
-    """Which code tinynet runs: 'cupy' (+ 'cuda graph'), 'numba' kernels, or plain 'numpy' (TINYNET_NUMPY=1)."""
+    """Which code tinynet runs: 'cupy' (+ 'cuda graph'), 'numba' kernels (with tinynet's own float32
+    products where the CPU has AVX-512, else NumPy's BLAS), or plain 'numpy' (TINYNET_NUMPY=1)."""
     if xp is not np:
         return "cupy, cuda graph" if cuda_graph else "cupy, eager"
-    return "numba" if kernels.ENABLED else "numpy"
+    if not kernels.ENABLED:
+        return "numpy"
+    from tinynet.kernels import numba_gemm
+
+    return "numba, own avx-512 products" if numba_gemm.USEFUL else "numba, numpy's blas"
 
 
 def cpu_threads():
