@@ -198,7 +198,7 @@ def conv2d_backward(dy, cache, input_grad=True):
         dx = gemm.correlate(dy, W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), kh - 1 - pad)
     else:
         dx = None
-    b_grad = dy.sum(axis=(0, 2, 3)) if dy_rows is None else dy_rows.sum(axis=1)
+    b_grad = dy.sum(axis=(2, 3)).sum(axis=0) if dy_rows is None else dy_rows.sum(axis=1)
     return dx, {"W": dW, "b": b_grad}
 
 

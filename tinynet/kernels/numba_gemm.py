@@ -420,10 +420,15 @@ def _pad_planes(x, pad, out):
     N, C, H, W = x.shape
     for plane in prange(N * C):
         n, c = plane // C, plane % C
-        out[n, c] = 0
-        for h in range(H):
+        padded = out[n, c]
+        padded[:pad] = 0
+        padded[pad + H:] = 0
+        for h in range(H):  # each pixel written once
+            row = padded[pad + h]
+            row[:pad] = 0
+            row[pad + W:] = 0
             for w in range(W):
-                out[n, c, h + pad, w + pad] = x[n, c, h, w]
+                row[pad + w] = x[n, c, h, w]
 
 
 def _zero_padded(x, pad):
@@ -436,13 +441,14 @@ def _zero_padded(x, pad):
 
 @njit(parallel=True, **JIT)
 def _pixels_by_channel(dy, out):
+    """out (N, Ho*Wo, >= F): out[n, p, f] = dy[n, f, p], channels past F zero."""
     N, F, Ho, Wo = dy.shape
     for n in prange(N):
-        out[n] = 0
-        for f in range(F):
-            for h in range(Ho):
-                for w in range(Wo):
-                    out[n, h * Wo + w, f] = dy[n, f, h, w]
+        image, pixels = dy[n].reshape(F, Ho * Wo), out[n]
+        pixels[:, F:] = 0
+        for p in range(Ho * Wo):
+            for f in range(F):
+                pixels[p, f] = image[f, p]
 
 
 def correlate(x, W, pad, stride=1):
