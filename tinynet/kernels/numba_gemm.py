@@ -46,10 +46,10 @@ LANES = 16              # floats in one 512-bit vector
 MR, NR = 10, 32         # tile_nn: 10 rows x 2 vectors = 20 of the 32 vector registers
 MR_CONV = 14            # tile_conv: 14 output pixels (a row of Table 1's 14 x 14 maps) x 2 vectors;
                         # tile_conv_narrow 7 (the 7 x 7 maps)
-MR_W, NR_W = 5, 64        # tile_conv_weights: 5 window taps x 4 vectors (64 channels)
+MR_W, NR_W = 5, 64      # tile_conv_weights: 5 window taps x 4 vectors (64 channels)
 NT_ROWS, NT_COLS = 4, 6  # tile_nt: 4 x 6 vector sums
 KC_NN = 256             # k per block: a 256 x 32 slice of B stays in the 48 KiB L1 cache
-KC_NT = 2048            # k per block of tile_nt, a multiple of LANES: 8 rows of 8 KiB in L2
+KC_NT = 2048            # k per block of tile_nt, a multiple of LANES: 10 rows of 8 KiB in L2
 
 _F32 = ir.FloatType()
 _I64 = ir.IntType(64)
@@ -247,7 +247,7 @@ def _vector_sum(builder, vector):
 @intrinsic
 def tile_nt(typingctx, a, a_start, a_row_step, bt, bt_start, bt_row_step, c, c_start, c_row_step, kc,
             accumulate):
-    """C[i, j] (+)= sum_{k < kc} A[i, k] Bt[j, k] for a 4 x 4 tile; A[i, k] at
+    """C[i, j] (+)= sum_{k < kc} A[i, k] Bt[j, k] for an NT_ROWS x NT_COLS tile; A[i, k] at
     a_start + i * a_row_step + k, Bt[j, k] at bt_start + j * bt_row_step + k, C[i, j] at
     c_start + i * c_row_step + j. kc >= 1; when kc is not a multiple of 16, the last
     kc % 16 columns are read as the end of a vector that starts up to 15 floats before
@@ -336,7 +336,7 @@ def _product_nn(A, B, C):
 
 @njit(parallel=True, **JIT)
 def _product_nt(A, Bt, C):
-    """C = A @ Bt^T by tile_nt; M, N >= 4, K >= 16, A and Bt with unit column stride, C C-contiguous."""
+    """C = A @ Bt^T by tile_nt; M >= NT_ROWS, N >= NT_COLS, K >= 16, A and Bt with unit column stride, C C-contiguous."""
     M, K = A.shape
     N = Bt.shape[0]
     a_row, bt_row, c_row = A.strides[0] // 4, Bt.strides[0] // 4, C.strides[0] // 4
