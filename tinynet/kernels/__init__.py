@@ -6,12 +6,13 @@ convolutions, max pooling, the LSTM cell forward and backward, the Adam update;
 `numba_gemm` the float32 matrix product and direct (column-free) convolutions on CPUs with
 AVX-512. The plain code they replace stays where it is, as each kernel's reference twin,
 and tests/test_kernels.py and tests/test_gemm.py check that the two agree. `cuda_fused`
-holds CuPy kernels for CuPy arrays (the LSTM cell forward and backward, one decoder step and output row each way, the
-Adam update, gradient clipping, eq. (17)'s gradient, dropout's counter-based random numbers
-and a matrix product; tests/test_gpu_kernels.py), `cuda_update` the whole parameter update
-of a step in two kernels, `cuda_graph` replays a whole training step captured in a CUDA
-graph, `cuda_blas` calls cuBLAS inside such a capture, where CuPy will not, and
-`cuda_streams` runs work beside other work on a second stream (`beside`).
+holds CuPy kernels for CuPy arrays (the LSTM cell forward and backward, one decoder step
+and output row each way, the Adam update, gradient clipping, eq. (17)'s gradient,
+dropout's counter-based random numbers and a matrix product; tests/test_gpu_kernels.py),
+`cuda_update` the whole parameter update of a step in two kernels, `cuda_graph` replays a
+whole training step captured in a CUDA graph, `cuda_blas` calls cuBLAS inside such a
+capture, where CuPy will not, and `cuda_streams` runs work beside other work on a second
+stream (`beside`).
 
 Environment: TINYNET_NUMPY=1 (read once, at import) forces the plain NumPy path everywhere.
 Tests switch at run time by setting `ENABLED`.
