@@ -136,7 +136,7 @@ def test_direct_correlation_equals_the_columns_product(rng, monkeypatch, N, C, H
     x, weights = values((N, C, H, W)), values((F, C, k, k))
     expected = columns_path(monkeypatch, conv._correlate, x, weights, stride, pad)
     assert numba_gemm.correlate_fits(expected.shape[3], F, stride)
-    np.testing.assert_array_equal(numba_gemm.correlate(x, weights, pad, stride), expected)
+    np.testing.assert_array_equal(numba_gemm.correlate(numba_gemm.zero_padded(x, pad), weights, stride), expected)
 
 
 @pytest.mark.parametrize("N, C, H, W, F, k, pad, stride", WEIGHT_GRADIENTS)
@@ -144,9 +144,10 @@ def test_direct_weight_gradient_equals_the_columns_product(rng, monkeypatch, N, 
     values = small_integers(rng)
     x, weights = values((N, C, H, W)), values((F, C, k, k))
     dy = values((N, F, (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1))
-    _, expected = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, stride, pad), False)
+    _, expected = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, stride, pad, None), False)
     assert numba_gemm.weight_gradient_fits(C, k, k)
-    np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x, dy, k, k, pad, stride), expected["W"])
+    x_padded = numba_gemm.zero_padded(x, pad)
+    np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x_padded, dy, k, k, stride), expected["W"])
 
 
 # (N, C_in, H, C_out, k, stride, pad, output_padding): the CNN-CNN's first transposed
@@ -179,8 +180,9 @@ def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, k, dir
     weights = rng.standard_normal((40, C, k, k), dtype=np.float32)
     dy = rng.standard_normal((3, 40, 15 - k + 2 * pad, 17 - k + 2 * pad), dtype=np.float32)
     assert conv._direct(x, dy, weights, 1, pad)[1:] == direct
-    direct_result = conv.conv2d_backward(dy, (x, weights, 1, pad))
-    by_columns = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad))
+    bias = np.zeros(40, np.float32)
+    direct_result = conv.conv2d_backward(dy, conv.conv2d_forward(x, weights, bias, 1, pad)[1])
+    by_columns = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad, None))
     pairs = [(direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
     for got, expected in pairs:
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5

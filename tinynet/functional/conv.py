@@ -124,12 +124,8 @@ def _correlate(x, W, stride, pad):
     """
     F, _, kh, kw = W.shape
     N, _, Hi, Wi = x.shape
-    Ho, Wo = output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad)
-    gemm = cpu_gemm(x, W)
-    if gemm is not None and gemm.correlate_fits(Wo, F, stride):
-        return gemm.correlate(x, W, pad, stride)
     W_rows = W.reshape(F, -1)
-    y = xp_of(x).empty((N, F, Ho, Wo), dtype=x.dtype)
+    y = xp_of(x).empty((N, F, output_size(Hi, kh, stride, pad), output_size(Wi, kw, stride, pad)), dtype=x.dtype)
     for chunk, cols in _columns_by_chunk(x, kh, kw, stride, pad):
         rows_into_images(matmul(W_rows, cols), y[chunk])
     return y
@@ -164,10 +160,16 @@ def conv2d_forward(x, W, b, stride=1, pad=0):
 
     x: (N, C, H, W), W: (F, C, kh, kw), b: (F,) -> y: (N, F, Ho, Wo),
     Ho = (H + 2 pad - kh) // stride + 1 (and likewise Wo); pad=2 keeps a 5x5 conv 'same'.
+    The cache is (x, W, stride, pad, the zero-padded x of the CPU's direct path or None).
     """
-    y = _correlate(x, W, stride, pad)
+    gemm = cpu_gemm(x, W)
+    if gemm is not None and gemm.correlate_fits(output_size(x.shape[3], W.shape[3], stride, pad), W.shape[0], stride):
+        x_padded = gemm.zero_padded(x, pad)  # kept for the weight gradient
+        y = gemm.correlate(x_padded, W, stride)
+    else:
+        x_padded, y = None, _correlate(x, W, stride, pad)
     y += b[:, None, None]
-    return y, (x, W, stride, pad)
+    return y, (x, W, stride, pad, x_padded)
 
 
 def conv2d_backward(dy, cache, input_grad=True):
@@ -179,13 +181,15 @@ def conv2d_backward(dy, cache, input_grad=True):
     (tinynet.kernels.numba_gemm). With input_grad=False dx is None and not computed (the input
     is data, e.g. the image).
     """
-    x, W, stride, pad = cache
+    x, W, stride, pad, x_padded = cache
     _, _, kh, kw = W.shape
     gemm, direct_weights, direct_input = _direct(x, dy, W, stride, pad)
     input_grad_by_columns = input_grad and not direct_input
     dy_rows = images_to_rows(dy) if not direct_weights or input_grad_by_columns else None
     if direct_weights:
-        dW = gemm.correlate_weight_gradient(x, dy, kh, kw, pad, stride)
+        if x_padded is None:
+            x_padded = gemm.zero_padded(x, pad)
+        dW = gemm.correlate_weight_gradient(x_padded, dy, kh, kw, stride)
     else:
         pixels = dy.shape[2] * dy.shape[3]
         dW = 0
@@ -195,7 +199,7 @@ def conv2d_backward(dy, cache, input_grad=True):
     if input_grad_by_columns:
         dx = _correlate_adjoint(dy_rows, W, x.shape, stride, pad)
     elif input_grad:
-        dx = gemm.correlate(dy, W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3), kh - 1 - pad)
+        dx = gemm.correlate(gemm.zero_padded(dy, kh - 1 - pad), W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
     else:
         dx = None
     b_grad = dy.sum(axis=(2, 3)).sum(axis=0) if dy_rows is None else dy_rows.sum(axis=1)
@@ -248,8 +252,9 @@ def conv_transpose2d_backward(dy, cache):
     gemm = cpu_gemm(x, dy, W)
     if (gemm is not None and gemm.correlate_fits(x.shape[3], C_in, stride)
             and gemm.weight_gradient_fits(C_out, kh, kw)):
-        return gemm.correlate(dy, W, pad, stride), {"W": gemm.correlate_weight_gradient(dy, x, kh, kw, pad, stride),
-                                                    "b": b_grad}
+        dy_padded = gemm.zero_padded(dy, pad)
+        return gemm.correlate(dy_padded, W, stride), {"W": gemm.correlate_weight_gradient(dy_padded, x, kh, kw, stride),
+                                                      "b": b_grad}
     W_rows = W.reshape(C_in, -1)
     dx, dW = xp_of(dy).empty_like(x), 0
     for chunk, cols in _columns_by_chunk(dy, kh, kw, stride, pad):

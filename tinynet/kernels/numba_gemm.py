@@ -431,11 +431,11 @@ def _pad_planes(x, pad, out):
                 row[pad + w] = x[n, c, h, w]
 
 
-def _zero_padded(x, pad):
-    """x (N, C, H, W) with `pad` zeros around each plane."""
+def zero_padded(x, pad):
+    """x (N, C, H, W) float32 with `pad` zeros around each plane: the input of the correlations."""
     N, C, H, W = x.shape
     x_padded = np.empty((N, C, H + 2 * pad, W + 2 * pad), np.float32)
-    _pad_planes(x, pad, x_padded)
+    _pad_planes(np.ascontiguousarray(x), pad, x_padded)
     return x_padded
 
 
@@ -451,16 +451,15 @@ def _pixels_by_channel(dy, out):
                 pixels[p, f] = image[f, p]
 
 
-def correlate(x, W, pad, stride=1):
-    """Cross-correlation of x (N, C, H, W) with W (F, C, kh, kw), zero padding `pad`, `stride`:
-    (N, F, Ho, Wo) float32, read straight from the padded image (no columns)."""
-    N, C, H, Wd = x.shape
+def correlate(x_padded, W, stride=1):
+    """Cross-correlation of x_padded (N, C, Hp, Wp, `zero_padded`) with W (F, C, kh, kw) at
+    `stride`: (N, F, Ho, Wo) float32, read straight from the padded image (no columns)."""
+    N, C, Hp, Wp = x_padded.shape
     F, _, kh, kw = W.shape
-    x_padded = _zero_padded(np.ascontiguousarray(x), pad)
-    y = np.empty((N, F, (H + 2 * pad - kh) // stride + 1, (Wd + 2 * pad - kw) // stride + 1), np.float32)
+    Ho, Wo = (Hp - kh) // stride + 1, (Wp - kw) // stride + 1
+    y = np.empty((N, F, Ho, Wo), np.float32)
     B = np.ascontiguousarray(W.reshape(F, -1).T)
-    Ho, Wo = y.shape[2:]
-    _correlate_direct(x_padded, stride, B, _window_offsets(C, kh, kw, H + 2 * pad, Wd + 2 * pad), y, Ho, Wo, 0, Wo, 1)
+    _correlate_direct(x_padded, stride, B, _window_offsets(C, kh, kw, Hp, Wp), y, Ho, Wo, 0, Wo, 1)
     return y
 
 
@@ -481,7 +480,7 @@ def correlate_transposed(x, W, stride, pad, out_shape):
     _, C_out, kh, kw = W.shape
     Hout, Wout = out_shape
     margin = max(kh, kw) // stride + 1  # padding that every phase's taps stay within
-    x_padded = _zero_padded(np.ascontiguousarray(x), margin)
+    x_padded = zero_padded(x, margin)
     Hp, Wp = x_padded.shape[2:]
     y = np.empty((N, C_out, Hout, Wout), np.float32)
     channels = np.arange(C_in)[:, None, None]
@@ -503,13 +502,12 @@ def weight_gradient_fits(in_channels, kh, kw):
     return in_channels * kh * kw % MR_W == 0
 
 
-def correlate_weight_gradient(x, dy, kh, kw, pad, stride=1):
-    """dL/dW (F, C, kh, kw) of the correlation of x (N, C, H, W) with zero padding `pad` at
+def correlate_weight_gradient(x_padded, dy, kh, kw, stride=1):
+    """dL/dW (F, C, kh, kw) of the correlation of x_padded (N, C, Hp, Wp, `zero_padded`) at
     `stride`, given dy (N, F, Ho, Wo): the columns' product dy_rows @ cols^T without the columns.
     dy is laid out pixel by pixel, its channels padded with zeros to whole tiles (NR_W)."""
-    N, C, H, Wd = x.shape
+    N, C = x_padded.shape[:2]
     _, F, Ho, Wo = dy.shape
-    x_padded = _zero_padded(np.ascontiguousarray(x), pad)
     dy_by_pixel = np.empty((N, Ho * Wo, -(-F // NR_W) * NR_W), np.float32)
     _pixels_by_channel(np.ascontiguousarray(dy), dy_by_pixel)
     channels = dy_by_pixel.shape[2]
