@@ -10,7 +10,7 @@ import pytest
 import tinynet.functional.conv as conv
 import tinynet.kernels as kernels
 from tinynet.functional.matmul import matmul
-from tinynet.kernels import numba_gemm
+from tinynet.kernels import numba_cpu, numba_gemm
 from tinynet.kernels.numba_gemm import KC_NN, KC_NT, LANES, MR, NR, NR_W, NT_COLS, NT_ROWS
 
 # (M, K, N): tiles exactly; rows, columns or both past a tile; smaller than one tile; K over
@@ -96,6 +96,10 @@ def test_the_kernels_serve_float32_on_avx512_only(monkeypatch):
     assert kernels.cpu_gemm(f32, f32.T) is expected
     assert kernels.cpu_gemm(f64.T, f64) is None  # the float64 gradient checks keep NumPy's
     assert kernels.cpu_gemm(f32, f64) is None
+    # the image-plane kernels take every core only where nothing spins on it between products
+    planes = (numba_cpu._im2col, numba_cpu._col2im, numba_cpu._maxpool2d, numba_cpu._maxpool2d_backward,
+              numba_cpu._copy_planes)
+    assert all(kernel.targetoptions["parallel"] == numba_gemm.USEFUL for kernel in planes)
     monkeypatch.setattr(kernels, "ENABLED", False)
     assert kernels.cpu_gemm(f32, f32.T) is None
     np.testing.assert_array_equal(matmul(f32, f32.T), np.full((2, 2), 3.0, np.float32))
