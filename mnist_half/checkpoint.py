@@ -67,7 +67,7 @@ def load_checkpoint(path, group="model"):
     groups = {name: {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + "/")}
               for name in ("model", "optim", "average")}
     if group == "inference":
-        average = {k: v for k, v in groups["average"].items() if k != "t"}
+        average = {k: v for k, v in groups["average"].items() if k.rsplit("/", 1)[-1] != "t"}  # not t, member{k}/t
         weights = average or groups["model"]
     else:
         weights = groups[group]

@@ -2,7 +2,8 @@
 
 The run's test digits (its own data source and seeded split) are corrupted as in Figure 5
 with the fixed test seed, then completed by the network, by nearest neighbours and by PCA
-(mnist_half.baselines); the corrupted input itself is the floor to beat. For each method:
+(mnist_half.baselines); the corrupted input itself is the floor to beat. A run of several
+members (train --members) completes with their mean. For each method:
   rmse        eq. (15) over the whole image: the root of the mean squared error over all
               pixels of all digits (the set, not a mean of per-digit values);
   rmse_upper  the same over rows 0..13, the half that is only denoised;
@@ -128,6 +129,7 @@ def evaluate_checkpoint(path, device="auto", batch_size=500, progress=True, limi
     return {
         "checkpoint": str(path),
         "model": config["model"],
+        "members": config["members"],
         "iteration": meta.get("iteration"),
         "noise": config["noise"],
         "noise_amount": config["noise_amount"],
@@ -157,7 +159,9 @@ def format_table(report):
     lines = ["  ".join(text.ljust(w) if i == 0 else text.rjust(w) for i, (text, w) in enumerate(zip(row, widths)))
              for row in (header, *rows)]
     samples = report.get("samples", 1)
-    title = (f"{report['model']} at iteration {report['iteration']}: {report['digits']:,} test digits, "
+    members = report.get("members", 1)
+    title = (f"{report['model']}{f' (mean of {members} members)' if members > 1 else ''} at iteration "
+             f"{report['iteration']}: {report['digits']:,} test digits, "
              f"noise {report['noise']}{f', mean of {samples} dropout samples' if samples > 1 else ''}")
     return "\n".join([title, lines[0], "-" * len(lines[0]), *lines[1:]])
 

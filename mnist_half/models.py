@@ -115,6 +115,24 @@ class CNNCNN(Sequential):
 MODELS = {"cnn-lstm": CNNLSTM, "cnn-cnn": CNNCNN}
 
 
+class Ensemble(Layer):
+    """The mean of the completions of independently trained models (`--members`,
+    docs/training.md, "Ensembles"). Each member is the model of Table 1 (or Figure 1) with
+    its own weights; a redrawn lower half is uncertain and each member commits to its own
+    guess, so their mean is nearer the truth in RMSE than any one of them. Params are
+    'member{k}/...'. Inference only: training trains each member on its own loss."""
+
+    def __init__(self, members):
+        super().__init__()
+        self.members = {f"member{k}": member for k, member in enumerate(members)}
+
+    def children(self):
+        return self.members
+
+    def forward(self, x, train=False):
+        return sum(member.forward(x, train=train) for member in self.members.values()) / len(self.members)
+
+
 def build_model(name, rng, config, mean_intensity, dtype=np.float32, input_grad=False):
     """The model `name` with its output bias at logit(mean pixel intensity), so its first
     outputs already match the average image instead of 0.5 grey (docs/training.md).
@@ -131,9 +149,13 @@ def build_model(name, rng, config, mean_intensity, dtype=np.float32, input_grad=
 
 def load_trained(path, xp):
     """(model on module `xp` with the checkpoint's weights for inference, the averaged ones
-    when the run kept an average, and the checkpoint's metadata)."""
+    when the run kept an average, and the checkpoint's metadata); a run of several members
+    gives their Ensemble."""
     params, _, meta = load_checkpoint(path, group="inference")
-    model = build_model(meta["config"]["model"], np.random.default_rng(0), meta["config"], 0.5)
+    config = meta["config"]
+    members = [build_model(config["model"], np.random.default_rng(0), config, 0.5)
+               for _ in range(config.get("members", 1))]
+    model = members[0] if len(members) == 1 else Ensemble(members)
     model.to(xp)
     model.load_params(params)
     return model, meta

@@ -6,10 +6,13 @@ log.csv (iteration, train loss, periodic test loss), metrics.json and figures.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from .data import load_mnist, split_dataset
 from .models import MODELS, build_model
 
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
-# for a 2-core CPU: about 9 to 11 minutes on the embedded digits, measured (docs/training.md).
+# for a 2-core CPU: about 5 minutes on the embedded digits (AVX-512), measured (docs/training.md).
 PRESETS = {
     "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100},
     "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
@@ -37,7 +40,7 @@ DEFAULTS = {
     "hidden": 128, "layers": 5, "dropout": 0.25, "literal_eq13": False, "l2": 1e-6, "clip": 1.0,
     "min_lr_ratio": 0.05, "seed": 0, "split_seed": 0, "test_fraction": 0.25, "official_split": False,
     "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500, "cuda_graph": True,
-    "average_decay": 0.999,
+    "average_decay": 0.999, "members": 1,
 }
 # On the embedded 3,750 training digits the CNN-LSTM's redrawn lower half is best after about
 # 4,000-5,000 iterations and worsens after that (docs/training.md, fourth round), so a long
@@ -156,33 +159,115 @@ class Trainer:
         self.losses_summed = 0
         return mean
 
-    def test_loss(self, batch_size=250):
-        """RMSE of the averaged weights over the fixed held-out digits (fixed corruption, so
-        the values compare); the training weights are put back afterwards."""
+    def test_completions(self, batch_size=250):
+        """The averaged weights' completions of the fixed held-out digits (fixed corruption,
+        so they compare), batch by batch; the training weights are put back afterwards."""
         training_weights = {name: value.copy() for name, value in self.model.named_params().items()}
         self.model.load_params(self.average.average)
-        total = 0.0
-        for start in range(0, len(self.test_input), batch_size):
-            y_hat = self.model.forward(self.test_input[start:start + batch_size], train=False)
-            diff = y_hat - self.test_clean[start:start + batch_size]
-            total += float(self.xp.sum(diff * diff))
+        completions = [self.model.forward(self.test_input[start:start + batch_size], train=False)
+                       for start in range(0, len(self.test_input), batch_size)]
         self.model.load_params(training_weights)
-        return math.sqrt(total / self.test_clean.size)
+        return completions
 
-    def state(self, elapsed_s, data_source):
-        meta = {"format": 1, "iteration": self.iteration, "config": self.config,
-                "elapsed_s": elapsed_s, "data_source": data_source}
-        return self.model.named_params(), self.optimizer.state_dict(), meta, self.average.state_dict()
+    def test_loss(self):
+        """RMSE of the averaged weights over the fixed held-out digits."""
+        return completion_rmse(self.test_completions(), self.test_clean, self.xp)
 
-    def restore(self, path):
-        params, optim_state, meta = load_checkpoint(path)
+    def state(self):
+        """(weights, optimizer state, weight average's state): what resuming needs."""
+        return self.model.named_params(), self.optimizer.state_dict(), self.average.state_dict()
+
+    def restore(self, params, optimizer_state, average, iteration):
         self.model.load_params(params)
-        self.optimizer.load_state_dict(optim_state, self.xp)
-        average, _, _ = load_checkpoint(path, group="average")
+        self.optimizer.load_state_dict(optimizer_state, self.xp)
         # runs saved before weight averaging start their average at the checkpoint
         self.average.load_state_dict(average or {"t": 0, **params}, self.xp)
-        self.iteration = meta["iteration"]
+        self.iteration = iteration
+
+
+def completion_rmse(batches, clean, xp):
+    """RMSE of completions given batch by batch against the clean digits."""
+    completed = xp.concatenate(batches)
+    return math.sqrt(float(xp.mean((completed - clean) ** 2)))
+
+
+class EnsembleTrainer:
+    """config["members"] Trainers side by side, one step of each per iteration. Member k
+    trains exactly as the run of seed + k alone would (its own initialisation, batches,
+    noise and dropout), so a run of K members is K independent runs; its test loss and its
+    completions are their mean (mnist_half.models.Ensemble). One member is a plain run, and
+    its checkpoint has the plain keys; with several each key starts with 'member{k}/'.
+    """
+
+    def __init__(self, config, xp, train_set, test_set):
+        self.config, self.xp = config, xp
+        self.members = [Trainer({**config, "seed": config["seed"] + k}, xp, train_set, test_set)
+                        for k in range(config["members"])]
+
+    @property
+    def iteration(self):
+        return self.members[0].iteration
+
+    @property
+    def lr(self):
+        return self.members[0].optimizer.lr
+
+    def step(self):
+        for member in self.members:
+            member.step()
+
+    def pop_train_loss(self):
+        """Mean training RMSE over the members and the steps since the last call."""
+        return sum(member.pop_train_loss() for member in self.members) / len(self.members)
+
+    def test_loss(self):
+        """RMSE of the members' mean completion of the fixed held-out digits."""
+        each = [member.test_completions() for member in self.members]
+        mean = [sum(batches) / len(batches) for batches in zip(*each)]
+        return completion_rmse(mean, self.members[0].test_clean, self.xp)
+
+    def _prefix(self, k):
+        return "" if len(self.members) == 1 else f"member{k}/"
+
+    def state(self, elapsed_s, data_source):
+        """Arguments of save_checkpoint: every member's state under its prefix, and the meta."""
+        merged = ({}, {}, {})
+        for k, member in enumerate(self.members):
+            for into, part in zip(merged, member.state()):
+                into.update({self._prefix(k) + name: value for name, value in part.items()})
+        meta = {"format": 1, "iteration": self.iteration, "config": self.config,
+                "elapsed_s": elapsed_s, "data_source": data_source}
+        params, optimizer_state, average = merged
+        return params, optimizer_state, meta, average
+
+    def restore(self, path):
+        params, optimizer_state, meta = load_checkpoint(path)
+        average, _, _ = load_checkpoint(path, group="average")
+        for k, member in enumerate(self.members):
+            prefix = self._prefix(k)
+
+            def own(flat):
+                return {name[len(prefix):]: value for name, value in flat.items() if name.startswith(prefix)}
+
+            member.restore(own(params), own(optimizer_state), own(average), meta["iteration"])
         return meta
+
+
+@contextlib.contextmanager
+def interrupts_between_iterations():
+    """Hold Ctrl-C (SIGINT) while the block runs: the list it yields gets an entry per
+    signal, and the loop acts on it between iterations, so an interrupt never leaves a
+    half-applied update, or members at different iterations, to the checkpoint. Off the
+    main thread (where signals cannot be caught) the list stays empty."""
+    received = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def resolve_out_dir(config, out, resume):
@@ -230,10 +315,13 @@ class RunLog:
 
 
 def train(config, out_dir, resume=False, progress=True, log_every=50):
-    """Run (or resume) training into `out_dir`; returns the Trainer at its last iteration."""
+    """Run (or resume) training into `out_dir`; returns the EnsembleTrainer at its last iteration.
+
+    Ctrl-C saves a checkpoint and exits with status 130; it takes effect between two
+    iterations, so the checkpoint never holds half an update."""
     xp = get_xp(config["device"])
     train_set, test_set = load_split(config, progress=progress)
-    trainer = Trainer(config, xp, train_set, test_set)
+    trainer = EnsembleTrainer(config, xp, train_set, test_set)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / CHECKPOINT
     elapsed_before = 0.0
@@ -246,34 +334,42 @@ def train(config, out_dir, resume=False, progress=True, log_every=50):
     if warning:
         print(warning, file=sys.stderr)
 
-    start, last_save = time.perf_counter(), time.perf_counter()
+    start = last_save = time.perf_counter()
     elapsed = lambda: elapsed_before + time.perf_counter() - start  # noqa: E731
 
     def save():
+        nonlocal last_save
         save_checkpoint(checkpoint_path, *trainer.state(elapsed(), train_set.source))
+        last_save = time.perf_counter()
 
-    bar = tqdm(total=config["iters"], initial=trainer.iteration, desc=config["model"], unit="it",
-               disable=not progress, dynamic_ncols=True)
+    def log_and_save():
+        it = trainer.iteration
+        if it % log_every == 0 or it == config["iters"]:
+            train_loss = trainer.pop_train_loss()
+            log.write(it, train_loss=f"{train_loss:.5f}", elapsed_s=elapsed())
+            status.update(loss=f"{train_loss:.4f}", lr=f"{trainer.lr:.1e}")
+            bar.set_postfix(status)
+        if it % config["eval_every"] == 0 or it == config["iters"]:
+            test_loss = trainer.test_loss()
+            log.write(it, test_loss=f"{test_loss:.5f}", elapsed_s=elapsed())
+            status.update(test=f"{test_loss:.4f}")
+            bar.set_postfix(status)
+        if (it % config["checkpoint_every"] == 0 or it == config["iters"]
+                or time.perf_counter() - last_save > CHECKPOINT_SECONDS):
+            save()
+
+    members = config["members"]
+    bar = tqdm(total=config["iters"], initial=trainer.iteration, unit="it", disable=not progress,
+               desc=config["model"] + (f" x{members}" if members > 1 else ""), dynamic_ncols=True)
     status = {}
     try:
-        while trainer.iteration < config["iters"]:
-            trainer.step()
-            bar.update(1)
-            it = trainer.iteration
-            if it % log_every == 0 or it == config["iters"]:
-                train_loss = trainer.pop_train_loss()
-                log.write(it, train_loss=f"{train_loss:.5f}", elapsed_s=elapsed())
-                status.update(loss=f"{train_loss:.4f}", lr=f"{trainer.optimizer.lr:.1e}")
-                bar.set_postfix(status)
-            if it % config["eval_every"] == 0 or it == config["iters"]:
-                test_loss = trainer.test_loss()
-                log.write(it, test_loss=f"{test_loss:.5f}", elapsed_s=elapsed())
-                status.update(test=f"{test_loss:.4f}")
-                bar.set_postfix(status)
-            if (it % config["checkpoint_every"] == 0 or it == config["iters"]
-                    or time.perf_counter() - last_save > CHECKPOINT_SECONDS):
-                save()
-                last_save = time.perf_counter()
+        with interrupts_between_iterations() as interrupted:
+            while trainer.iteration < config["iters"]:
+                trainer.step()
+                bar.update(1)
+                log_and_save()
+                if interrupted:
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
         save()
@@ -290,7 +386,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=DEFAULTS["device"])
     parser.add_argument("--model", choices=tuple(MODELS), default=DEFAULTS["model"])
     parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
-                        help="quick: ~9-11 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~27 min on an H200, wants full MNIST")
+                        help="quick: ~5 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~27 min on an H200, wants full MNIST")
     parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")
@@ -301,6 +397,9 @@ def parse_args(argv=None):
     parser.add_argument("--layers", type=int, default=DEFAULTS["layers"], help="LSTM layers")
     parser.add_argument("--literal-eq13", action="store_true", help="h_t = tanh(C_t) * i_t as printed (eq. 13)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--members", type=int,
+                        help="train this many models side by side (seeds S, S+1, ...) and complete with their mean "
+                             "(default: the preset's)")
     parser.add_argument("--data", help="folder with the four MNIST IDX files (else env MNIST_HALF_DATA, "
                                        "the cache, a download, or the embedded 5,000 digits)")
     parser.add_argument("--official-split", action="store_true", help="keep MNIST's 60k/10k split")
@@ -317,11 +416,12 @@ def config_from_args(args):
     config = dict(DEFAULTS)
     config.update(PRESETS[args.preset])
     for key in ("device", "model", "preset", "noise", "hidden", "layers", "literal_eq13", "seed", "data",
-                "official_split", "checkpoint_every", "iters", "batch_size", "optimizer", "lr", "cuda_graph"):
+                "official_split", "checkpoint_every", "iters", "batch_size", "optimizer", "lr", "cuda_graph",
+                "members"):
         value = getattr(args, key)
         if value is not None:
             config[key] = value
-    for key in ("iters", "batch_size", "hidden", "layers", "checkpoint_every"):
+    for key in ("iters", "batch_size", "hidden", "layers", "checkpoint_every", "members"):
         if config[key] <= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be positive, got {config[key]}")
     if config["lr"] <= 0:

@@ -1,6 +1,8 @@
 """Training: the loss falls, a resumed run equals an uninterrupted one, bad input is exit 2."""
 
 import csv
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from mnist_half.data import load_mnist
 from mnist_half.train import DEFAULTS, PRESETS, Trainer, few_digits_warning, learning_rate, main, train
 
 TINY = {"hidden": 8, "layers": 2, "batch_size": 8, "eval_digits": 16, "eval_every": 2,
-        "checkpoint_every": 2, "warmup": 2}
+        "checkpoint_every": 2, "warmup": 2, "members": 1}
 
 
 @pytest.fixture
@@ -49,19 +51,54 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert rates[-1] == pytest.approx(1e-4, rel=0.01)
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(offline, tmp_path):
-    straight = train(tiny_config(iters=6), tmp_path / "straight", progress=False)
-    train(tiny_config(iters=3), tmp_path / "split", progress=False)
-    resumed = train(tiny_config(iters=6), tmp_path / "split", resume=True, progress=False)
+def assert_same_members(a, b):
+    """Two lists of Trainers hold the same weights and weight averages, member by member."""
+    assert len(a) == len(b)
+    for one, other in zip(a, b):
+        weights, other_weights = one.model.named_params(), other.model.named_params()
+        for name in weights:
+            np.testing.assert_array_equal(weights[name], other_weights[name], err_msg=name)
+            np.testing.assert_array_equal(one.average.average[name], other.average.average[name], err_msg=name)
+        assert one.average.t == other.average.t
+
+
+@pytest.mark.parametrize("members", [1, 2])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(offline, tmp_path, members):
+    straight = train(tiny_config(iters=6, members=members), tmp_path / "straight", progress=False)
+    train(tiny_config(iters=3, members=members), tmp_path / "split", progress=False)
+    resumed = train(tiny_config(iters=6, members=members), tmp_path / "split", resume=True, progress=False)
     assert resumed.iteration == straight.iteration == 6
-    a, b = straight.model.named_params(), resumed.model.named_params()
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-        np.testing.assert_array_equal(straight.average.average[name], resumed.average.average[name], err_msg=name)
-    assert resumed.average.t == 6
+    assert_same_members(straight.members, resumed.members)
+    assert resumed.members[-1].average.t == 6
     with open(tmp_path / "split" / "log.csv") as f:
         iterations = [int(row["iteration"]) for row in csv.DictReader(f) if row["test_loss"]]
     assert iterations == [2, 3, 4, 6]  # every evaluation kept (3: the end of the first part)
+
+
+def test_each_member_trains_as_the_run_of_its_own_seed_alone(offline, tmp_path):
+    ensemble = train(tiny_config(iters=3, members=2, seed=5), tmp_path / "ensemble", progress=False)
+    alone = [train(tiny_config(iters=3, seed=seed), tmp_path / f"seed{seed}", progress=False) for seed in (5, 6)]
+    assert_same_members(ensemble.members, [run.members[0] for run in alone])
+    params, optim, meta = load_checkpoint(tmp_path / "ensemble" / "checkpoint.npz")
+    assert meta["config"]["members"] == 2 and meta["config"]["seed"] == 5
+    single, _, _ = load_checkpoint(tmp_path / "seed6" / "checkpoint.npz")
+    assert set(params) == {f"member{k}/{name}" for k in (0, 1) for name in single}
+    assert {"member0/t", "member1/t"} <= set(optim)
+
+
+def test_a_run_of_members_completes_with_their_mean(offline, tmp_path):
+    from mnist_half.models import Ensemble, load_trained
+
+    train(tiny_config(iters=2, members=2), tmp_path / "ensemble", progress=False)
+    model, meta = load_trained(tmp_path / "ensemble" / "checkpoint.npz", np)
+    assert isinstance(model, Ensemble) and len(model.members) == 2
+    images = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    first, second = (member.forward(images) for member in model.members.values())
+    assert not np.allclose(first, second)  # two different models
+    np.testing.assert_allclose(model.forward(images), (first + second) / 2, rtol=1e-6)
+    average, _, _ = load_checkpoint(tmp_path / "ensemble" / "checkpoint.npz", group="average")
+    inference = model.named_params()
+    assert all(np.array_equal(inference[name], average[name]) for name in inference)  # the averaged weights
 
 
 def test_checkpoint_holds_weights_optimizer_state_and_config(offline, tmp_path):
@@ -95,6 +132,32 @@ def test_interrupt_saves_a_checkpoint_and_exits_130(offline, tmp_path, monkeypat
     assert meta["iteration"] == 3
 
 
+def test_ctrl_c_mid_iteration_takes_effect_after_it(offline, tmp_path, monkeypatch):
+    """A real SIGINT between two members' updates: the iteration completes, then the
+    checkpoint is saved with both members at the same iteration, and resuming it gives
+    the uninterrupted run's weights."""
+    calls = {"n": 0}
+    real_step = Trainer.step
+
+    def step_with_ctrl_c(self):
+        calls["n"] += 1
+        if calls["n"] == 6:  # iteration 3, before the second member's update
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "step", step_with_ctrl_c)
+    with pytest.raises(SystemExit) as exit_info:
+        train(tiny_config(iters=5, members=2, checkpoint_every=100), tmp_path / "run", progress=False)
+    assert exit_info.value.code == 130
+    _, optim, meta = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert meta["iteration"] == 3 and int(optim["member0/t"]) == int(optim["member1/t"]) == 3
+    monkeypatch.setattr(Trainer, "step", real_step)
+    resumed = train(tiny_config(iters=5, members=2), tmp_path / "run", resume=True, progress=False)
+    straight = train(tiny_config(iters=5, members=2), tmp_path / "straight", progress=False)
+    assert_same_members(straight.members, resumed.members)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
 def test_default_out_dir_never_overwrites_an_earlier_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "cnn-lstm").mkdir(parents=True)
@@ -106,6 +169,7 @@ def test_default_out_dir_never_overwrites_an_earlier_run(tmp_path, monkeypatch):
 @pytest.mark.parametrize("argv, message", [
     (["--iters", "0"], "--iters must be positive"),
     (["--lr", "-1"], "--lr must be positive"),
+    (["--members", "0"], "--members must be positive"),
     (["--device", "gpu"], "gpu"),
     (["--resume"], "--resume"),
 ])
