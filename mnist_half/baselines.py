@@ -42,30 +42,47 @@ def denoised_upper_half(corrupted):
     return median_filter(upper_half(corrupted))
 
 
-def _batches(n, batch_size, progress, desc):
+def batch_starts(n, batch_size, progress, desc):
+    """range(0, n, batch_size), with a progress bar named `desc` when `progress`."""
     starts = range(0, n, batch_size)
     return tqdm(starts, desc=desc, unit="batch", disable=not progress, leave=False, dynamic_ncols=True)
+
+
+def upper_half_keys(train_images):
+    """(keys, squared norms): the flattened clean upper halves of (M, 28, 28) digits, float32."""
+    keys = upper_half(train_images).reshape(len(train_images), -1).astype(np.float32)
+    return keys, np.einsum("md,md->m", keys, keys)
+
+
+def mean_of_nearest(queries, keys, key_norms, train_images, k, own=None):
+    """Per query (B, D) upper half, the mean image of the k training digits whose keys are
+    nearest in L2. Squared distances come from |q|^2 - 2 q.t + |t|^2, one matrix product
+    (|q|^2 is the same for every candidate of a query, so it is left out). own: per query
+    the index of a training digit that may not count (the query's own digit), or None."""
+    distances = key_norms - 2 * (queries.astype(np.float32) @ keys.T)
+    if own is not None:
+        distances[np.arange(len(queries)), own] = np.inf
+    nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
+    return train_images[nearest].mean(axis=1)
+
+
+def check_neighbours(k, train_images):
+    if not 0 < k <= len(train_images):
+        raise ValueError(f"k={k} needs 1..{len(train_images)} training digits")
 
 
 def nearest_neighbour_completion(corrupted, train_images, k=10, batch_size=500, progress=False):
     """The mean of the k training digits nearest to each corrupted digit's denoised upper half.
 
     corrupted: (N, 28, 28); train_images: (M, 28, 28) clean, M >= k. Returns (N, 28, 28).
-    Squared distances come from |q|^2 - 2 q.t + |t|^2, one matrix product per batch, so a
-    batch costs batch_size x M floats (500 x 52,500 float32: 105 MB).
+    A batch costs batch_size x M floats (500 x 52,500 float32: 105 MB).
     """
-    if not 0 < k <= len(train_images):
-        raise ValueError(f"k={k} needs 1..{len(train_images)} training digits")
-    M = len(train_images)
-    keys = upper_half(train_images).reshape(M, -1).astype(np.float32)
-    key_norms = np.einsum("md,md->m", keys, keys)
+    check_neighbours(k, train_images)
+    keys, key_norms = upper_half_keys(train_images)
     out = np.empty(corrupted.shape, dtype=np.float32)
-    for start in _batches(len(corrupted), batch_size, progress, "nearest neighbours"):
+    for start in batch_starts(len(corrupted), batch_size, progress, "nearest neighbours"):
         queries = denoised_upper_half(corrupted[start:start + batch_size]).reshape(-1, keys.shape[1])
-        # |q|^2 is the same for every candidate of a query, so it does not change the ranking.
-        distances = key_norms - 2 * (queries.astype(np.float32) @ keys.T)
-        nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
-        out[start:start + len(queries)] = train_images[nearest].mean(axis=1)
+        out[start:start + len(queries)] = mean_of_nearest(queries, keys, key_norms, train_images, k)
     return out
 
 
@@ -123,7 +140,7 @@ def pca_completion(corrupted, pca, noise_variance=0.05, batch_size=2000, progres
     lower-half RMSE is flat between 0.03 and 0.1).
     """
     out = np.empty(corrupted.shape, dtype=np.float32)
-    for start in _batches(len(corrupted), batch_size, progress, "PCA"):
+    for start in batch_starts(len(corrupted), batch_size, progress, "PCA"):
         batch = corrupted[start:start + batch_size]
         out[start:start + len(batch)] = complete_from_upper(denoised_upper_half(batch), pca, noise_variance)
     return out

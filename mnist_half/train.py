@@ -28,11 +28,12 @@ from .cli import UsageError, run_command
 from .corruption import NOISES, corrupt, corrupt_test_set
 from .data import load_mnist, split_dataset
 from .models import MODELS, build_model
+from .targets import blended_targets
 
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
 # for a 2-core CPU: about 5 minutes on the embedded digits (AVX-512), measured (docs/training.md).
 PRESETS = {
-    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100},
+    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100, "target_blend": 0.3},
     "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
 }
 DEFAULTS = {
@@ -40,7 +41,7 @@ DEFAULTS = {
     "hidden": 128, "layers": 5, "dropout": 0.25, "literal_eq13": False, "l2": 1e-6, "clip": 1.0,
     "min_lr_ratio": 0.05, "seed": 0, "split_seed": 0, "test_fraction": 0.25, "official_split": False,
     "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500, "cuda_graph": True,
-    "average_decay": 0.999, "members": 1,
+    "average_decay": 0.999, "members": 1, "target_blend": 0.0, "target_neighbours": 10,
 }
 # On the embedded 3,750 training digits the CNN-LSTM's redrawn lower half is best after about
 # 4,000-5,000 iterations and worsens after that (docs/training.md, fourth round), so a long
@@ -76,6 +77,12 @@ def few_digits_warning(train_digits, iters):
             "(docs/training.md); long runs such as --preset paper want full MNIST (--data DIR)")
 
 
+def training_targets(config, train_set, progress=False):
+    """What the network learns to output for each training digit: the clean digit, its
+    lower half blended with its nearest neighbours' by config["target_blend"]."""
+    return blended_targets(train_set.images, config["target_blend"], config["target_neighbours"], progress=progress)
+
+
 def iteration_rng(config, iteration):
     """The generator of one iteration's batch, noise and dropout: resuming at any
     iteration draws exactly what an uninterrupted run would have drawn."""
@@ -104,9 +111,12 @@ class Trainer:
     summed on the device, read back only when logged.
     """
 
-    def __init__(self, config, xp, train_set, test_set):
+    def __init__(self, config, xp, train_set, test_set, targets=None):
+        """targets: the training targets of train_set's digits (mnist_half.targets), made
+        from the config when not given."""
         self.config, self.xp = config, xp
         self.train_images = train_set.images
+        self.train_targets = training_targets(config, train_set) if targets is None else targets
         mean_intensity = float(self.train_images.mean())
         self.model = build_model(config["model"], np.random.default_rng(config["seed"]), config, mean_intensity)
         self.model.to(xp)
@@ -128,8 +138,8 @@ class Trainer:
             batch = xp.empty(shape, dtype=np.float32), xp.empty(shape, dtype=np.float32)
             self.graph = CapturedStep(lambda: self._update(*batch), inputs=batch)
 
-    def _update(self, noisy, clean):
-        loss = training_update(self.model, self.optimizer, noisy, clean, self.config["l2"], self.config["clip"],
+    def _update(self, noisy, target):
+        loss = training_update(self.model, self.optimizer, noisy, target, self.config["l2"], self.config["clip"],
                                self.average)
         self.loss_sum += loss
         return loss
@@ -139,16 +149,16 @@ class Trainer:
         config, xp = self.config, self.xp
         rng = iteration_rng(config, self.iteration)
         index = rng.choice(len(self.train_images), config["batch_size"], replace=False)
-        clean = self.train_images[index]
-        noisy = corrupt(clean, rng, config["noise"], config["noise_amount"])
+        noisy = corrupt(self.train_images[index], rng, config["noise"], config["noise_amount"])
+        target = self.train_targets[index]
         self.model.seed_dropout(int(rng.integers(2**31)))
         self.optimizer.lr = learning_rate(config, self.iteration)
         self.optimizer.begin_step()
         self.average.begin_step()
         if self.graph is not None:
-            self.graph.launch(noisy, clean)
+            self.graph.launch(noisy, target)
         else:
-            self._update(xp.asarray(noisy), xp.asarray(clean))
+            self._update(xp.asarray(noisy), xp.asarray(target))
         self.iteration += 1
         self.losses_summed += 1
 
@@ -199,9 +209,10 @@ class EnsembleTrainer:
     its checkpoint has the plain keys; with several each key starts with 'member{k}/'.
     """
 
-    def __init__(self, config, xp, train_set, test_set):
+    def __init__(self, config, xp, train_set, test_set, progress=False):
         self.config, self.xp = config, xp
-        self.members = [Trainer({**config, "seed": config["seed"] + k}, xp, train_set, test_set)
+        targets = training_targets(config, train_set, progress)
+        self.members = [Trainer({**config, "seed": config["seed"] + k}, xp, train_set, test_set, targets)
                         for k in range(config["members"])]
 
     @property
@@ -321,7 +332,7 @@ def train(config, out_dir, resume=False, progress=True, log_every=50):
     iterations, so the checkpoint never holds half an update."""
     xp = get_xp(config["device"])
     train_set, test_set = load_split(config, progress=progress)
-    trainer = EnsembleTrainer(config, xp, train_set, test_set)
+    trainer = EnsembleTrainer(config, xp, train_set, test_set, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = out_dir / CHECKPOINT
     elapsed_before = 0.0
@@ -397,6 +408,9 @@ def parse_args(argv=None):
     parser.add_argument("--layers", type=int, default=DEFAULTS["layers"], help="LSTM layers")
     parser.add_argument("--literal-eq13", action="store_true", help="h_t = tanh(C_t) * i_t as printed (eq. 13)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    parser.add_argument("--target-blend", type=float,
+                        help="blend of each training digit's lower-half target with its 10 nearest neighbours' "
+                             "(0: the digit itself; default: the preset's)")
     parser.add_argument("--members", type=int,
                         help="train this many models side by side (seeds S, S+1, ...) and complete with their mean "
                              "(default: the preset's)")
@@ -417,7 +431,7 @@ def config_from_args(args):
     config.update(PRESETS[args.preset])
     for key in ("device", "model", "preset", "noise", "hidden", "layers", "literal_eq13", "seed", "data",
                 "official_split", "checkpoint_every", "iters", "batch_size", "optimizer", "lr", "cuda_graph",
-                "members"):
+                "members", "target_blend"):
         value = getattr(args, key)
         if value is not None:
             config[key] = value
@@ -426,6 +440,8 @@ def config_from_args(args):
             raise UsageError(f"--{key.replace('_', '-')} must be positive, got {config[key]}")
     if config["lr"] <= 0:
         raise UsageError(f"--lr must be positive, got {config['lr']}")
+    if not 0 <= config["target_blend"] <= 1:
+        raise UsageError(f"--target-blend must be in [0, 1], got {config['target_blend']}")
     return config
 
 

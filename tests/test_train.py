@@ -34,7 +34,7 @@ def digits():
 
 @pytest.mark.parametrize("model, lr", [("cnn-lstm", 1e-2), ("cnn-cnn", 3e-3)])
 def test_a_few_iterations_lower_the_loss_on_a_small_batch(digits, model, lr):
-    config = tiny_config(model=model, iters=40, lr=lr, dropout=0.0, hidden=16)
+    config = tiny_config(model=model, iters=40, lr=lr, dropout=0.0, hidden=16, target_blend=0.0)
     few = digits.subset(np.arange(8), "8 digits")
     trainer = Trainer(config, np, few, few)  # batch == the whole set: the same 8 digits each step
     first = trainer.test_loss()
@@ -99,6 +99,24 @@ def test_a_run_of_members_completes_with_their_mean(offline, tmp_path):
     average, _, _ = load_checkpoint(tmp_path / "ensemble" / "checkpoint.npz", group="average")
     inference = model.named_params()
     assert all(np.array_equal(inference[name], average[name]) for name in inference)  # the averaged weights
+
+
+def test_members_learn_the_neighbour_blended_targets(offline, monkeypatch):
+    from mnist_half.targets import blended_targets
+
+    config = tiny_config(members=2, target_blend=0.3)
+    train_set, test_set = train_module.load_split(config, progress=False)
+    trainer = train_module.EnsembleTrainer(config, np, train_set, test_set)
+    assert trainer.members[0].train_targets is trainer.members[1].train_targets  # computed once
+    seen = []
+    monkeypatch.setattr(train_module, "training_update", lambda model, optimizer, x, y, *rest: seen.append(y) or 0.0)
+    trainer.step()
+    expected = blended_targets(train_set.images, 0.3)
+    for k, target in enumerate(seen):
+        index = train_module.iteration_rng({**config, "seed": config["seed"] + k}, 0).choice(
+            len(train_set), config["batch_size"], replace=False)
+        np.testing.assert_array_equal(target, expected[index])
+        assert not np.array_equal(target, train_set.images[index])
 
 
 def test_checkpoint_holds_weights_optimizer_state_and_config(offline, tmp_path):
@@ -170,6 +188,7 @@ def test_default_out_dir_never_overwrites_an_earlier_run(tmp_path, monkeypatch):
     (["--iters", "0"], "--iters must be positive"),
     (["--lr", "-1"], "--lr must be positive"),
     (["--members", "0"], "--members must be positive"),
+    (["--target-blend", "1.5"], "--target-blend must be in [0, 1]"),
     (["--device", "gpu"], "gpu"),
     (["--resume"], "--resume"),
 ])
