@@ -15,7 +15,7 @@ import numpy as np
 from .baselines import batch_starts, check_neighbours, mean_of_nearest, upper_half_keys
 
 
-def blended_targets(train_images, blend, k=10, batch_size=500, progress=False):
+def blended_targets(train_images, blend, k=25, batch_size=500, progress=False):
     """(M, 28, 28) float32 targets of (M, 28, 28) clean training digits; blend 0 gives them back."""
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"the target blend must be in [0, 1], got {blend}")

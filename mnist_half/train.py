@@ -31,9 +31,11 @@ from .models import MODELS, build_model
 from .targets import blended_targets
 
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
-# for a 2-core CPU: about 5 minutes on the embedded digits (AVX-512), measured (docs/training.md).
+# for a 2-core CPU: 3 members of about 5 minutes each on the embedded digits (AVX-512), measured
+# (docs/training.md, sixth round).
 PRESETS = {
-    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100, "target_blend": 0.3},
+    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100, "target_blend": 0.3,
+              "members": 3},
     "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
 }
 DEFAULTS = {
@@ -41,7 +43,7 @@ DEFAULTS = {
     "hidden": 128, "layers": 5, "dropout": 0.25, "literal_eq13": False, "l2": 1e-6, "clip": 1.0,
     "min_lr_ratio": 0.05, "seed": 0, "split_seed": 0, "test_fraction": 0.25, "official_split": False,
     "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500, "cuda_graph": True,
-    "average_decay": 0.999, "members": 1, "target_blend": 0.0, "target_neighbours": 10,
+    "average_decay": 0.999, "members": 1, "target_blend": 0.0, "target_neighbours": 25,
 }
 # On the embedded 3,750 training digits the CNN-LSTM's redrawn lower half is best after about
 # 4,000-5,000 iterations and worsens after that (docs/training.md, fourth round), so a long
@@ -397,7 +399,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("auto", "cpu", "gpu"), default=DEFAULTS["device"])
     parser.add_argument("--model", choices=tuple(MODELS), default=DEFAULTS["model"])
     parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
-                        help="quick: ~5 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~27 min on an H200, wants full MNIST")
+                        help="quick: 3 members, ~15 min on a 2-core CPU; paper: 500k iterations (section 5.3), ~27 min on an H200, wants full MNIST")
     parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")
@@ -409,8 +411,10 @@ def parse_args(argv=None):
     parser.add_argument("--literal-eq13", action="store_true", help="h_t = tanh(C_t) * i_t as printed (eq. 13)")
     parser.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     parser.add_argument("--target-blend", type=float,
-                        help="blend of each training digit's lower-half target with its 10 nearest neighbours' "
+                        help="blend of each training digit's lower-half target with its nearest neighbours' "
                              "(0: the digit itself; default: the preset's)")
+    parser.add_argument("--target-neighbours", type=int,
+                        help=f"how many neighbours --target-blend averages (default {DEFAULTS['target_neighbours']})")
     parser.add_argument("--members", type=int,
                         help="train this many models side by side (seeds S, S+1, ...) and complete with their mean "
                              "(default: the preset's)")
@@ -431,11 +435,11 @@ def config_from_args(args):
     config.update(PRESETS[args.preset])
     for key in ("device", "model", "preset", "noise", "hidden", "layers", "literal_eq13", "seed", "data",
                 "official_split", "checkpoint_every", "iters", "batch_size", "optimizer", "lr", "cuda_graph",
-                "members", "target_blend"):
+                "members", "target_blend", "target_neighbours"):
         value = getattr(args, key)
         if value is not None:
             config[key] = value
-    for key in ("iters", "batch_size", "hidden", "layers", "checkpoint_every", "members"):
+    for key in ("iters", "batch_size", "hidden", "layers", "checkpoint_every", "members", "target_neighbours"):
         if config[key] <= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be positive, got {config[key]}")
     if config["lr"] <= 0:
