@@ -67,6 +67,7 @@ def mean_of_nearest(queries, keys, key_norms, train_images, k, own=None):
 
 
 def check_neighbours(k, train_images):
+    """A ValueError unless 1 <= k <= the number of training digits."""
     if not 0 < k <= len(train_images):
         raise ValueError(f"k={k} needs 1..{len(train_images)} training digits")
 

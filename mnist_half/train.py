@@ -34,7 +34,7 @@ from .targets import blended_targets
 # for a 2-core CPU: 3 members of about 5 minutes each on the embedded digits (AVX-512), measured
 # (docs/training.md, sixth round).
 PRESETS = {
-    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 100, "target_blend": 0.3,
+    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 500, "target_blend": 0.3,
               "members": 3},
     "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
 }
