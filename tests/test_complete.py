@@ -21,7 +21,7 @@ N = 5
 
 def save_model_checkpoint(path, name="cnn-cnn", **overrides):
     """A freshly initialised model saved as a training run would save it."""
-    config = {**DEFAULTS, **PRESETS["quick"], "model": name, "hidden": 8, "layers": 2, **overrides}
+    config = {**DEFAULTS, **PRESETS["quick"], "model": name, "hidden": 8, "layers": 2, "members": 1, **overrides}
     model = build_model(name, np.random.default_rng(0), config, mean_intensity=0.13)
     meta = {"format": 1, "iteration": 7, "config": config, "elapsed_s": 0.0, "data_source": "test"}
     save_checkpoint(path, model.named_params(), {}, meta)

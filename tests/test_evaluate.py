@@ -69,7 +69,7 @@ def tiny_run(no_mnist_env, monkeypatch, tmp_path):
     real one takes a minute to train), on the embedded digits with an empty cache."""
     monkeypatch.setenv("MNIST_HALF_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MNIST_HALF_OFFLINE", "1")
-    config = {**DEFAULTS, **PRESETS["quick"], "hidden": 8, "layers": 1}
+    config = {**DEFAULTS, **PRESETS["quick"], "hidden": 8, "layers": 1, "members": 1}
     rng = np.random.default_rng(0)
     model = build_model(config["model"], rng, config, mean_intensity=0.13)
     run_dir = tmp_path / "run"

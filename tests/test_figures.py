@@ -35,7 +35,7 @@ def write_mini_mnist(folder, n_train=30, n_test=10):
 def make_run(folder, model, data, with_log=True, data_source=None, **overrides):
     """A run folder as training leaves it: checkpoint.npz and a log.csv whose training loss
     follows TRUE_A ln(i) + TRUE_B plus noise, with a test loss every 100 iterations."""
-    config = {**DEFAULTS, **PRESETS["quick"], "model": model, "hidden": 8, "layers": 2, "data": str(data),
+    config = {**DEFAULTS, **PRESETS["quick"], "model": model, "hidden": 8, "layers": 2, "members": 1, "data": str(data),
               **overrides}
     net = build_model(model, np.random.default_rng(0), config, mean_intensity=0.13)
     train, _ = load_split(config, progress=False)
