@@ -104,7 +104,8 @@ def training_update(model, optimizer, x, y, l2, clip, average=None):
 
 
 class Trainer:
-    """Owns the model, the optimizer and the data of one run; `step()` is one iteration.
+    """Owns the model, the optimizer and the data of one run (or of one member of a run,
+    EnsembleTrainer); `step()` is one iteration.
 
     On the GPU the array work of a step, the weight average's included, is captured in a
     CUDA graph after two eager steps and replayed from then on (config["cuda_graph"];
@@ -190,6 +191,7 @@ class Trainer:
         return self.model.named_params(), self.optimizer.state_dict(), self.average.state_dict()
 
     def restore(self, params, optimizer_state, average, iteration):
+        """Continue from what state() returned, at `iteration`."""
         self.model.load_params(params)
         self.optimizer.load_state_dict(optimizer_state, self.xp)
         # runs saved before weight averaging start their average at the checkpoint
