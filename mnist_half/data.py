@@ -1,7 +1,8 @@
 """MNIST: loading it from the best source at hand, and the 75 % / 25 % split of section 5.1.
 
 Sources, in order of preference (`load_mnist`):
-  1. a folder with the four IDX files (argument `data_dir` or env MNIST_HALF_DATA);
+  1. a folder with MNIST's IDX files (argument `data_dir` or env MNIST_HALF_DATA): the
+     training pair, and the test (t10k) pair where present;
   2. the cache that earlier downloads filled (`cache_dir`, env MNIST_HALF_CACHE,
      default ~/.cache/mnist-half);
   3. a download from public mirrors, checked against known MD5 sums (mnist_half.download);
@@ -115,17 +116,26 @@ def find_idx_files(folder):
     return {stem: next((path for path in paths if path.is_file()), None) for stem, paths in candidates.items()}
 
 
-def load_idx_folder(folder, source=None):
-    """The 70,000 digits of the four IDX files in `folder`: official training set, then test set."""
+def load_idx_folder(folder, where=None):
+    """The digits of the IDX files in `folder`: the official training set, then the test set.
+
+    The training pair (train-images, train-labels) is required; the test (t10k) pair is
+    optional, but both of its files or neither. Without it the dataset holds the 60,000
+    training digits alone and has no official split (`official_test` is None). The source
+    line starts with `where` (default "IDX files in FOLDER") and counts what was loaded.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"MNIST folder {folder} does not exist")
     paths = find_idx_files(folder)
     missing = [stem for stem, path in paths.items() if path is None]
-    if missing:
-        raise DataError(f"MNIST folder {folder} lacks " + ", ".join(f"{stem}[.gz]" for stem in missing))
+    test_pair_absent = set(IDX_PAIRS[1]) <= set(missing)
+    required = [stem for stem in missing if not (test_pair_absent and stem in IDX_PAIRS[1])]
+    if required:
+        raise DataError(f"MNIST folder {folder} lacks " + ", ".join(f"{stem}[.gz]" for stem in required))
+    pairs = IDX_PAIRS[:1] if test_pair_absent else IDX_PAIRS
     images, labels, official_test = [], [], []
-    for is_test, (image_stem, label_stem) in enumerate(IDX_PAIRS):
+    for is_test, (image_stem, label_stem) in enumerate(pairs):
         image_path, label_path = paths[image_stem], paths[label_stem]
         x = read_idx(image_path, IMAGE_MAGIC)
         y = read_idx(label_path, LABEL_MAGIC)
@@ -138,8 +148,14 @@ def load_idx_folder(folder, source=None):
         images.append(x)
         labels.append(y)
         official_test.append(np.full(len(y), bool(is_test)))
+    n = sum(len(y) for y in labels)
+    where = where or f"IDX files in {folder}"
+    if test_pair_absent:
+        source = f"{where}: {n:,} MNIST training digits (no t10k test files)"
+    else:
+        source = f"{where}: {n:,} MNIST digits (training and t10k test sets)"
     return Dataset(_to_unit_float(np.concatenate(images)), np.concatenate(labels).astype(np.int64),
-                   source or f"IDX files in {folder}", np.concatenate(official_test))
+                   source, None if test_pair_absent else np.concatenate(official_test))
 
 
 def _to_unit_float(pixels):
@@ -192,8 +208,9 @@ def load_embedded():
 def load_mnist(data_dir=None, download=True, cache_dir=None, progress=True):
     """MNIST from the best source at hand (see the module docstring); `.source` says which.
 
-    data_dir: folder with the four IDX files (else env MNIST_HALF_DATA); a folder given
-        either way that lacks them is a DataError naming what is missing.
+    data_dir: folder with MNIST's IDX files (else env MNIST_HALF_DATA): the training pair,
+        and the t10k pair where present; a folder given either way that lacks the training
+        pair, or holds half of the t10k pair, is a DataError naming what is missing.
     download: False (or env MNIST_HALF_OFFLINE=1) never touches the network: a full cache
         is still used, otherwise the embedded digits.
     cache_dir: where downloads go and are looked for (else env MNIST_HALF_CACHE, else
@@ -228,7 +245,9 @@ def split_dataset(dataset, test_fraction=0.25, seed=0, official=False):
     """
     if official:
         if dataset.official_test is None:
-            raise DataError(f"{dataset.source} has no official train/test split: use official=False")
+            raise DataError(f"{dataset.source} has no official train/test split: it needs MNIST's test files "
+                            f"({', '.join(IDX_PAIRS[1])}, raw or .gz); without them the split is the paper's "
+                            f"75 % / 25 % (drop --official-split)")
         return (dataset.subset(~dataset.official_test, f"{dataset.source}; official training set"),
                 dataset.subset(dataset.official_test, f"{dataset.source}; official test set"))
     n_test = round(len(dataset) * test_fraction)

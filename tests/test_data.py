@@ -33,7 +33,7 @@ def write_mini_mnist(folder, rng, gz=True):
 def test_idx_folder_round_trip(tmp_path, rng, gz):
     (train_x, train_y), (test_x, test_y) = write_mini_mnist(tmp_path, rng, gz=gz)
     dataset = load_mnist(data_dir=tmp_path)
-    assert dataset.source == f"IDX files in {tmp_path}"
+    assert dataset.source == f"IDX files in {tmp_path}: {N_TRAIN + N_TEST} MNIST digits (training and t10k test sets)"
     assert dataset.images.shape == (N_TRAIN + N_TEST, 28, 28) and dataset.images.dtype == np.float32
     assert dataset.labels.dtype == np.int64
     np.testing.assert_array_equal(dataset.images, np.concatenate([train_x, test_x]).astype(np.float32) / 255)
@@ -104,11 +104,38 @@ def test_explicit_folder_missing_files_is_an_error_naming_them(tmp_path, rng):
         load_mnist(data_dir=tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "raw"])
+def test_folder_with_the_training_pair_alone(tmp_path, rng, gz):
+    """A folder with train-images and train-labels only (as a user with the training files
+    has): its digits alone, no official split, and --official-split says what it needs."""
+    (train_x, train_y), _ = write_mini_mnist(tmp_path, rng, gz=gz)
+    suffix = ".gz" if gz else ""
+    for stem in IDX_PAIRS[1]:
+        (tmp_path / f"{stem}{suffix}").unlink()
+    dataset = load_mnist(data_dir=tmp_path)
+    assert dataset.source == f"IDX files in {tmp_path}: {N_TRAIN} MNIST training digits (no t10k test files)"
+    np.testing.assert_array_equal(dataset.images, train_x.astype(np.float32) / 255)
+    np.testing.assert_array_equal(dataset.labels, train_y)
+    assert dataset.official_test is None
+    train, test = split_dataset(dataset, test_fraction=0.25, seed=0)
+    assert len(train) + len(test) == N_TRAIN and len(test) == round(N_TRAIN * 0.25)
+    with pytest.raises(DataError, match=r"no official train/test split: it needs MNIST's test files "
+                                        r"\(t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"):
+        split_dataset(dataset, official=True)
+
+
+def test_folder_with_half_of_the_test_pair_is_an_error(tmp_path, rng):
+    write_mini_mnist(tmp_path, rng)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match=r"lacks t10k-labels-idx1-ubyte\[\.gz\]$"):
+        load_mnist(data_dir=tmp_path)
+
+
 def test_env_var_mnist_half_data_is_honoured(tmp_path, rng, monkeypatch):
     write_mini_mnist(tmp_path / "mnist", rng)
     monkeypatch.setenv("MNIST_HALF_DATA", str(tmp_path / "mnist"))
     dataset = load_mnist(cache_dir=tmp_path / "empty-cache", download=False)
-    assert dataset.source == f"IDX files in {tmp_path / 'mnist'}" and len(dataset) == N_TRAIN + N_TEST
+    assert dataset.source.startswith(f"IDX files in {tmp_path / 'mnist'}: ") and len(dataset) == N_TRAIN + N_TEST
 
 
 def test_embedded_mnist_5k():
@@ -136,7 +163,7 @@ def test_offline_loads_embedded_without_touching_the_network(tmp_path, monkeypat
 def test_offline_still_uses_a_full_cache(tmp_path, rng, monkeypatch):
     write_mini_mnist(tmp_path, rng)
     monkeypatch.setenv("MNIST_HALF_CACHE", str(tmp_path))
-    assert load_mnist(download=False).source == f"cache {tmp_path}"
+    assert load_mnist(download=False).source.startswith(f"cache {tmp_path}: ")
 
 
 @pytest.mark.parametrize("row, words", [
