@@ -4,8 +4,8 @@ backward reusing the forward's mask, and the layer's own lazily created generato
 import numpy as np
 import pytest
 
-from tinynet.backend import make_rng, to_numpy
-from tinynet.functional.dropout import MaskSource, counter_uniform, dropout_backward, dropout_forward
+from tinynet.backend import to_numpy
+from tinynet.functional.dropout import MaskSource, make_rng, counter_uniform, dropout_backward, dropout_forward
 from tinynet.gradcheck import check_gradients
 from tinynet.layers import Dropout
 

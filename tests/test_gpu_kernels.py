@@ -8,10 +8,11 @@ import pytest
 import tinynet.kernels as kernels
 from test_kernels import CONV_CASES, POOL_CASES
 from tinynet.backend import gpu_unavailable_reason
-from tinynet.functional.conv import col2im, im2col, output_size
+from tinynet.functional.conv import col2im, im2col
 from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
 from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward
 from tinynet.optim import Adam
+from tinynet.shapes import output_size
 
 GPU_REASON = gpu_unavailable_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(GPU_REASON is not None, reason=f"needs a GPU: {GPU_REASON}")]

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from tinynet.backend import to_numpy
-from tinynet.functional.lstm import gate_blocks, lstm_cell_forward, lstm_step_backward, lstm_step_forward
+from tinynet.functional.lstm import lstm_cell_forward, lstm_step_backward, lstm_step_forward
 from tinynet.gradcheck import check_gradients, in_long_double, layer_in_long_double, long_double_is_wider
 from tinynet.layers import LSTMDecoder
+from tinynet.shapes import gate_blocks
 
 # worst relative error allowed: float64 analytic gradients against central differences
 # (eps 1e-6) of the same forward recomputed in long double (tinynet.gradcheck.in_long_double)

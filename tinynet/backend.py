@@ -85,16 +85,3 @@ def to_device(x, xp):
     if xp is np:
         return to_numpy(x)
     return xp.asarray(x)
-
-
-def make_rng(xp, seed):
-    """A random generator of array module `xp`, seeded with `seed` (used for dropout masks).
-
-    NumPy: a numpy Generator. CuPy: a counter-based generator whose seed lives in device
-    memory and restarts in place (tinynet.kernels.cuda_fused.CounterRandom.reseed).
-    """
-    if xp is np:
-        return np.random.default_rng(seed)
-    from .kernels.cuda_fused import CounterRandom
-
-    return CounterRandom(seed)

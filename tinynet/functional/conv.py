@@ -22,26 +22,10 @@ are their reference twin.
 
 from ..backend import is_gpu_array, xp_of
 from ..kernels import cpu_gemm, cpu_kernels, gpu_kernels
+from ..shapes import conv_transpose_output_size, output_size, sliding_windows
 from .matmul import matmul
 
 CPU_CHUNK_BYTES = 2 * 2**20
-
-
-def output_size(size, kernel, stride, pad):
-    """Output length of a convolution along one axis, floored like PyTorch."""
-    return (size + 2 * pad - kernel) // stride + 1
-
-
-def sliding_windows(x, kh, kw, stride):
-    """View (N, C, Ho, Wo, kh, kw) of x (N, C, H, W): [n, c, h, w, i, j] is x[n, c, h*stride+i, w*stride+j].
-
-    No copy: windows overlap in memory, so write through the view one offset (i, j) at a time.
-    """
-    N, C, Hi, Wi = x.shape
-    Ho, Wo = output_size(Hi, kh, stride, 0), output_size(Wi, kw, stride, 0)
-    sN, sC, sH, sW = x.strides
-    as_strided = xp_of(x).lib.stride_tricks.as_strided
-    return as_strided(x, (N, C, Ho, Wo, kh, kw), (sN, sC, stride * sH, stride * sW, sH, sW))
 
 
 def _pad(x, pad):
@@ -204,11 +188,6 @@ def conv2d_backward(dy, cache, input_grad=True):
         dx = None
     b_grad = dy.sum(axis=(2, 3)).sum(axis=0) if dy_rows is None else dy_rows.sum(axis=1)
     return dx, {"W": dW, "b": b_grad}
-
-
-def conv_transpose_output_size(size, kernel, stride, pad, output_padding):
-    """H_out = (H - 1) * stride - 2 pad + kernel + output_padding."""
-    return (size - 1) * stride - 2 * pad + kernel + output_padding
 
 
 def conv_transpose2d_forward(x, W, b, stride=2, pad=0, output_padding=0):

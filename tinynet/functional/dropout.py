@@ -6,7 +6,19 @@ expected activation is unchanged and evaluation is the identity.
 
 import numpy as np
 
-from ..backend import make_rng
+
+
+def make_rng(xp, seed):
+    """A random generator of array module `xp`, seeded with `seed` (used for dropout masks).
+
+    NumPy: a numpy Generator. CuPy: a counter-based generator whose seed lives in device
+    memory and restarts in place (tinynet.kernels.cuda_fused.CounterRandom.reseed).
+    """
+    if xp is np:
+        return np.random.default_rng(seed)
+    from ..kernels.cuda_fused import CounterRandom
+
+    return CounterRandom(seed)
 
 
 def dropout_mask(rng, shape, p, dtype):
@@ -23,7 +35,7 @@ def dropout_mask(rng, shape, p, dtype):
 def dropout_forward(x, p, rng, train):
     """x: any shape -> y = x * mask, mask = keep / (1 - p) with keep ~ Bernoulli(1 - p).
 
-    rng: a Generator of x's array module (tinynet.backend.make_rng). With train=False or
+    rng: a Generator of x's array module (make_rng). With train=False or
     p == 0 the input passes through and the cache is None.
     """
     if not 0 <= p < 1:

@@ -26,13 +26,8 @@ kernel, with the NumPy code below as their reference twin.
 
 from ..backend import xp_of
 from ..kernels import cpu_kernels, gpu_kernels
+from ..shapes import gate_blocks
 from .matmul import matmul
-
-
-def gate_blocks(gates):
-    """The four (..., H) views i, f, g, o of a (..., 4H) array of gates or their gradients."""
-    H = gates.shape[-1] // 4
-    return gates[..., :H], gates[..., H:2 * H], gates[..., 2 * H:3 * H], gates[..., 3 * H:]
 
 
 def _sigmoid_in_place(x):

@@ -9,7 +9,7 @@ dropped (and get zero gradient).
 
 from ..backend import xp_of
 from ..kernels import cpu_kernels, gpu_kernels
-from .conv import sliding_windows
+from ..shapes import sliding_windows
 
 
 def maxpool2d_forward(x, size=2, stride=2):

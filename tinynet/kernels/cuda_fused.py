@@ -30,7 +30,7 @@ import functools
 import cupy
 import numpy as np
 
-from ..functional.conv import output_size
+from ..shapes import output_size
 from . import cuda_blas
 
 # The cell of eqs. (8)-(13) at one position (n, k), shared by the elementwise cell kernels
