@@ -1,8 +1,9 @@
 """Download the four MNIST .gz files from public mirrors, verified against their MD5 sums.
 
 Each file goes to a temporary file in the cache folder and is renamed to its final name
-only once its MD5 matches, so the cache never holds a partial or corrupt file. Mirrors
-are tried in order; when all fail for a file, DownloadError says what each one answered.
+only once its MD5 matches (flushed to disk, folder included), so the cache never holds a
+partial or corrupt file. Mirrors are tried in order; when all fail for a file,
+DownloadError says what each one answered.
 """
 
 import hashlib
@@ -13,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 from tqdm import tqdm
+
+from .files import fsync_folder
 
 # Base URLs, tried in order. Read at call time, so tests can patch them.
 MIRRORS = (
@@ -79,9 +82,12 @@ def _fetch_verified(url, path, md5, timeout, progress):
                     out.write(chunk)
                     digest.update(chunk)
                     bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
         if digest.hexdigest() != md5:
             raise ValueError(f"MD5 mismatch: got {digest.hexdigest()}, expected {md5}")
         os.replace(tmp_name, path)
+        fsync_folder(path.parent)
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
