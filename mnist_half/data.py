@@ -243,6 +243,11 @@ def load_embedded():
 
 # --- choosing the source -----------------------------------------------------------------
 
+def default_cache_dir():
+    """The cache folder: env MNIST_HALF_CACHE, else ~/.cache/mnist-half (the one place it is read)."""
+    return Path(os.environ.get("MNIST_HALF_CACHE") or DEFAULT_CACHE).expanduser()
+
+
 def load_mnist(data_dir=None, download=True, cache_dir=None, progress=True):
     """MNIST from the best source at hand (see the module docstring); `.source` says which.
 
@@ -259,7 +264,7 @@ def load_mnist(data_dir=None, download=True, cache_dir=None, progress=True):
     data_dir = data_dir or os.environ.get("MNIST_HALF_DATA")
     if data_dir:
         return load_idx_folder(data_dir)
-    cache_dir = Path(cache_dir or os.environ.get("MNIST_HALF_CACHE") or DEFAULT_CACHE).expanduser()
+    cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
     if all(find_idx_files(cache_dir).values()):
         return load_idx_folder(cache_dir, f"cache {cache_dir}")
     if download and os.environ.get("MNIST_HALF_OFFLINE", "") in ("", "0"):
