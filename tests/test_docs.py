@@ -122,3 +122,47 @@ def test_gradcheck_table_in_equations_md_is_what_the_command_prints():
             assert abs(decade - doc_decade) <= 1, (doc_row, printed_row)
         else:
             assert decade == doc_decade, (doc_row, printed_row)
+
+
+def marked_tables(text, kind):
+    """{label: rows (lists of cells)} of the tables between `<!-- kind: label -->` and `<!-- end kind -->`."""
+    tables = {}
+    for label, body in re.findall(rf"<!-- {kind}: ([\w-]+(?: \w+)?) -->\n(.*?)<!-- end {kind} -->", text, re.S):
+        tables[label] = [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in table_rows(body)[2:]]
+    return tables
+
+
+def built(name):
+    from mnist_half.models import build_model
+
+    config = {"hidden": 128, "layers": 5, "dropout": 0.25}
+    return build_model(name, np.random.default_rng(0), config, 0.13, dtype=np.float64)
+
+
+@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-cnn"])
+def test_walkthrough_parameter_counts_are_the_built_models(name):
+    rows = marked_tables((ROOT / "docs" / "walkthrough.md").read_text(encoding="utf-8"), "parameters")[name]
+    params = built(name).named_params()
+    counted = 0
+    for group, _, count in rows[:-1]:
+        size = sum(p.size for key, p in params.items() if key.startswith(group + "/"))
+        assert size == int(count.replace(",", "")), group
+        counted += size
+    assert rows[-1][0] == "total"
+    assert counted == sum(p.size for p in params.values()) == int(rows[-1][2].replace(",", ""))
+
+
+@pytest.mark.parametrize("name, table", [("cnn-lstm", "cnn-lstm encoder"), ("cnn-cnn", "cnn-cnn")])
+def test_walkthrough_shapes_are_the_built_models(name, table):
+    rows = marked_tables((ROOT / "docs" / "walkthrough.md").read_text(encoding="utf-8"), "shapes")[table]
+    model = built(name)
+    layers = model.encoder.layers if name == "cnn-lstm" else model.layers
+    x = np.random.default_rng(1).uniform(0, 1, (1, 1, 28, 28))
+    assert rows[0][0] == "input" and rows[0][-1] == str(x.shape)
+    assert [row[0] for row in rows[1:]] == list(layers)
+    for row, layer in zip(rows[1:], layers.values()):
+        x = layer.forward(x)
+        assert row[-1] == str(x.shape), row[0]
+    if name == "cnn-lstm":
+        y = model.decoder.forward(np.zeros((1, 28, 28)), x)
+        assert y.shape == (1, 28, 28)
