@@ -68,8 +68,10 @@ def load_checkpoint(path, group="model"):
         raise CheckpointError(f"{path}: {len(non_finite)} of its {len(arrays)} arrays hold NaN or infinite values "
                               f"({non_finite[0]}, ...): the weights are unusable; use an earlier checkpoint")
     groups = {name: {k[len(name) + 1:]: v for k, v in arrays.items() if k.startswith(name + "/")} for name in GROUPS}
+    average = {k: v for k, v in groups["average"].items() if k.rsplit("/", 1)[-1] != "t"}  # not t, member{k}/t
+    if average and groups["model"]:
+        check_params(path, groups["model"], average, "its own weight average")
     if group == "inference":
-        average = {k: v for k, v in groups["average"].items() if k.rsplit("/", 1)[-1] != "t"}  # not t, member{k}/t
         weights = average or groups["model"]
     else:
         weights = groups[group]
