@@ -166,3 +166,13 @@ def test_walkthrough_shapes_are_the_built_models(name, table):
     if name == "cnn-lstm":
         y = model.decoder.forward(np.zeros((1, 28, 28)), x)
         assert y.shape == (1, 28, 28)
+
+
+def test_diagram_generator_draws_every_picture_the_docs_use(tmp_path):
+    out = run_module("-m", "docs.make_diagrams", "--out", str(tmp_path))
+    drawn = {path.name for path in tmp_path.glob("*.png")}
+    assert drawn == {Path(line).name for line in out.split()} and len(drawn) == 5
+    assert all((tmp_path / name).stat().st_size > 10_000 for name in drawn)
+    used = set(re.findall(r"img/(\w+\.png)", "".join(text for _, text in doc_texts())))
+    assert drawn <= used, drawn - used
+    assert drawn <= {path.name for path in (ROOT / "docs" / "img").glob("*.png")}, "checked in under docs/img"
