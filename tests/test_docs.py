@@ -176,3 +176,13 @@ def test_diagram_generator_draws_every_picture_the_docs_use(tmp_path):
     used = set(re.findall(r"img/(\w+\.png)", "".join(text for _, text in doc_texts())))
     assert drawn <= used, drawn - used
     assert drawn <= {path.name for path in (ROOT / "docs" / "img").glob("*.png")}, "checked in under docs/img"
+
+
+def test_runnable_walkthrough_checks_every_group_and_catches_every_broken_backward():
+    out = run_module("docs/walkthrough.py", timeout=60)
+    passed = re.findall(r"^(.+): passed \(bound 1e-06\)$", out, re.M)
+    caught = re.findall(r"^(.+): FAILED as expected$", out, re.M)
+    assert len(passed) >= 10 and len(caught) >= 6
+    for equation in ("(1)", "(5)", "(6)", "(7)", "(8)-(13)", "(13)", "(14)", "(15)", "(16)", "(17)"):
+        assert any(equation in title for title in passed + caught), equation
+    assert f"{len(caught)} broken backward passes, each caught" in out
