@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from tinynet.functional.activations import (  # noqa: E402
     relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
 from tinynet.functional.conv import conv2d_backward, conv2d_forward  # noqa: E402
+from tinynet.functional.decoder import decoder_backward, decoder_forward  # noqa: E402
 from tinynet.functional.dense import dense_backward, dense_forward  # noqa: E402
 from tinynet.functional.losses import l2_penalty, rmse_loss  # noqa: E402
 from tinynet.functional.lstm import lstm_step_backward, lstm_step_forward  # noqa: E402
@@ -161,15 +162,19 @@ def _lstm_step(rng, literal_eq13):
 
 def _decoder_bptt(rng, literal_eq13):
     N, T, D, V, H, L = 2, 4, 5, 3, 3, 3
-    model = LSTMDecoder(D, V, H, L, rng=rng, literal_eq13=literal_eq13, dtype=np.float64)
-    twin = LSTMDecoder(D, V, H, L, rng=np.random.default_rng(0), literal_eq13=literal_eq13, dtype=np.longdouble)
+    params = LSTMDecoder(D, V, H, L, rng=rng, dtype=np.float64).params  # the layer's initialisation
+    params["out/b"] = rng.standard_normal(D)
     x_rows, v = rng.standard_normal((N, T, D)), rng.standard_normal((N, V))
-    y = model.forward(x_rows, v)
+    y, cache = decoder_forward(x_rows, v, params, literal_eq13=literal_eq13)
     dy = rng.standard_normal(y.shape)
-    dx_rows, dv = model.backward(dy)
-    f = layer_in_long_double(lambda m, x_rows, v: m.forward(x_rows, v), model, twin, x_rows, v)
-    return check_gradients(f, {"x_rows": x_rows, "v": v, **model.named_params()},
-                           {"x_rows": dx_rows, "v": dv, **model.grads}, dy, bound=BOUND)
+    dx_rows, dv, grads = decoder_backward(dy, cache)
+
+    def forward(x_rows, v, *values):
+        return decoder_forward(x_rows, v, dict(zip(params, values)), literal_eq13=literal_eq13)[0]
+
+    f = in_long_double(forward, x_rows, v, *params.values())
+    return check_gradients(f, {"x_rows": x_rows, "v": v, **params}, {"x_rows": dx_rows, "v": dv, **grads}, dy,
+                           bound=BOUND)
 
 
 def _rmse(rng):
@@ -212,9 +217,9 @@ CHECKS = (
     ("8-13", "one LSTM step, four inputs, standard eq. 13", "lstm_step_forward/backward",
      lambda rng: _lstm_step(rng, False)),
     ("8-13", "one LSTM step, eq. 13 as printed", "lstm_step_forward/backward", lambda rng: _lstm_step(rng, True)),
-    ("14", "3-layer decoder, T 4, H 3, through time and y_{t-1}", "LSTMDecoder.forward/backward",
+    ("14", "3-layer decoder, T 4, H 3, through time and y_{t-1}", "decoder_forward/backward",
      lambda rng: _decoder_bptt(rng, False)),
-    ("14", "the same, eq. 13 as printed", "LSTMDecoder.forward/backward", lambda rng: _decoder_bptt(rng, True)),
+    ("14", "the same, eq. 13 as printed", "decoder_forward/backward", lambda rng: _decoder_bptt(rng, True)),
     ("15", "RMSE of a (3, 4, 5) batch", "rmse_loss", _rmse),
     ("16", "ReLU, sigmoid, tanh", "relu_*, sigmoid_*, tanh_*", _activations),
     ("17", "L2 penalty of two weights", "l2_penalty", _l2),

@@ -29,6 +29,7 @@ from tinynet.functional.losses import l2_penalty, rmse_loss  # noqa: E402
 from tinynet.functional.lstm import lstm_step_backward, lstm_step_forward  # noqa: E402
 from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
 from tinynet.gradcheck import check_gradients, in_long_double  # noqa: E402
+from tinynet.layers import LSTMDecoder  # noqa: E402
 
 BOUND = 1e-6  # worst relative error allowed, float64 against central differences (eps 1e-6)
 rng = np.random.default_rng(0)
@@ -279,13 +280,10 @@ must_fail("eq. (13) with i_t for o_t in the backward", lambda: check_gradients(
 
 # %%
 N, T, D, V, H, L = 2, 4, 5, 3, 3, 3
-params = {}
-for l in range(L):
-    sizes = {"Wx": D, "Wh": H, "Wv": V, "Wy": D} if l == 0 else {"Wx": H, "Wh": H}
-    for key, fan_in in sizes.items():
-        params[f"layer{l}/{key}"] = 0.5 * rng.standard_normal((fan_in, 4 * H))
-    params[f"layer{l}/b"] = rng.standard_normal(4 * H)
-params["out/W"], params["out/b"] = 0.5 * rng.standard_normal((H, D)), rng.standard_normal(D)
+# the parameters as the decoder layer initialises them: layer0/{Wx, Wh, Wv, Wy, b},
+# layer{1, 2}/{Wx, Wh, b}, out/{W, b}; every gate weight (inputs, 4H), gate blocks i, f, g, o
+params = LSTMDecoder(D, V, H, L, rng=rng, dtype=np.float64).params
+print({name: value.shape for name, value in params.items()})
 x_rows, v = rng.standard_normal((N, T, D)), rng.standard_normal((N, V))
 arrays = {"x_rows": x_rows, "v": v, **params}
 

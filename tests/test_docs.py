@@ -50,6 +50,7 @@ def cited_pointers():
                     yield doc.name, path, name.strip()
         for match in POINTER_THEN_NAMES.finditer(text):
             path, clause = match.groups()
+            clause = re.split(r"`[\w./-]+\.py", clause)[0]  # up to the next file named
             for name in IDENTIFIER.findall(clause):
                 yield doc.name, path, name
 
