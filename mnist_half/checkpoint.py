@@ -149,3 +149,9 @@ def check_params(path, found, expected, what):
     else:
         detail = f"it has {len(extra)} unknown ones ({', '.join(extra[:3])}{', ...' * (len(extra) > 3)})"
     raise CheckpointError(f"{path}: its weights are not those of {what}: {detail}")
+
+
+def missing_optimizer_state(optimizer_state, params, slots):
+    """The keys '{name}/{slot}' that `optimizer_state` lacks for the parameters `params` of an
+    optimizer whose state per parameter is `slots` (tinynet.optim: Adam's m and v)."""
+    return [f"{name}/{slot}" for name in params for slot in slots if f"{name}/{slot}" not in optimizer_state]
