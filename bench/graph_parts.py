@@ -3,7 +3,7 @@
 Each part (the model's forward, its forward and backward, the whole training_update, the
 decoder and the encoder alone, gradient clipping, Adam, the whole parameter update; then
 single decoder kernels, 50 calls in one graph) is captured in a CUDA graph of its own
-(tinynet.kernels.cuda_graph) and replayed; the figure is the replay's time per call, in
+(tinynet.accel.gpu.graph) and replayed; the figure is the replay's time per call, in
 microseconds, from CUDA events.
 Batch 100, hidden 128, 5 layers, float32, as in bench.step. GPU only.
 """
@@ -17,8 +17,8 @@ from mnist_half.cli import run_command
 from mnist_half.models import build_model
 from mnist_half.train import DEFAULTS, training_update
 from tinynet.backend import get_xp
-from tinynet.functional.decoder import (lstm_layer_step_backward, lstm_layer_step_forward, output_row_backward,
-                                        output_row_forward)
+from tinynet.accel.decoder_buffered import (lstm_layer_step_backward, lstm_layer_step_forward,
+                                            output_row_backward, output_row_forward)
 from tinynet.functional.losses import rmse_loss
 from tinynet.optim import Adam, WeightAverage, clip_grad_norm, update_parameters
 
@@ -29,7 +29,7 @@ KERNEL_CALLS = 50
 
 def replay_us(cp, fn, calls=1, launches=30):
     """Microseconds per call of `fn` (which makes `calls` calls), replayed from a CUDA graph."""
-    from tinynet.kernels.cuda_graph import CapturedStep
+    from tinynet.accel.gpu.graph import CapturedStep
 
     captured = CapturedStep(fn, warmup=2)
     for _ in range(3):  # two eager warm-ups, then the capture and its first replay

@@ -24,7 +24,7 @@ from mnist_half.cli import fail, run_command
 from mnist_half.corruption import corrupt
 from mnist_half.models import IMAGE_SIZE, MODELS, build_model
 from mnist_half.train import DEFAULTS, PRESETS, training_update
-from tinynet import kernels
+from tinynet import dispatch
 from tinynet.backend import get_xp
 from tinynet.optim import Adam
 
@@ -47,9 +47,9 @@ def tinynet_path(xp, cuda_graph):
     products where the CPU has AVX-512, else NumPy's BLAS), or plain 'numpy' (TINYNET_NUMPY=1)."""
     if xp is not np:
         return "cupy, cuda graph" if cuda_graph else "cupy, eager"
-    if not kernels.ENABLED:
+    if not dispatch.ENABLED:
         return "numpy"
-    from tinynet.kernels import numba_gemm
+    from tinynet.accel.cpu import numba_gemm
 
     return "numba, own avx-512 products" if numba_gemm.USEFUL else "numba, numpy's blas"
 
@@ -117,7 +117,7 @@ def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda
     if xp is not np:
         optimizer.keep_scalars_on_device(xp, np.float32)  # as the trainer does: the fused update reads them there
     if xp is not np and cuda_graph:
-        from tinynet.kernels.cuda_graph import CapturedStep
+        from tinynet.accel.gpu.graph import CapturedStep
 
         graph = CapturedStep(update)  # the batch stays in x and y
         update = graph.launch

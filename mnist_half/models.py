@@ -6,7 +6,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 
-from tinynet.kernels import beside
+from tinynet.dispatch import side_stream
 from tinynet.layers import (
     Conv2D,
     ConvTranspose2D,
@@ -79,9 +79,9 @@ class CNNLSTM(Layer):
         """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4).
 
         The decoder's weight gradients do not feed the encoder's backward: on the GPU they
-        run beside it, on a second stream (tinynet.kernels.beside).
+        run beside it, on a second stream (tinynet.dispatch.side_stream).
         """
-        side = beside(dy)
+        side = side_stream(dy)
         dx_rows, dv = self.decoder.backward_through_time(dy, side)
         dx = self.encoder.backward(dv)
         side.join()

@@ -109,7 +109,7 @@ class Trainer:
 
     On the GPU the array work of a step, the weight average's included, is captured in a
     CUDA graph after two eager steps and replayed from then on (config["cuda_graph"];
-    tinynet.kernels.cuda_graph): the batch, the optimizer's and the average's scalars and
+    tinynet.accel.gpu.graph): the batch, the optimizer's and the average's scalars and
     the dropout seed are written to device buffers that the graph reads, and the loss is
     summed on the device, read back only when logged.
     """
@@ -135,7 +135,7 @@ class Trainer:
             self.optimizer.keep_scalars_on_device(xp, np.float32)
             self.average.keep_scalars_on_device(xp, np.float32)
         if xp is not np and config.get("cuda_graph", True):
-            from tinynet.kernels.cuda_graph import CapturedStep
+            from tinynet.accel.gpu.graph import CapturedStep
 
             shape = (config["batch_size"],) + self.train_images.shape[1:]
             batch = xp.empty(shape, dtype=np.float32), xp.empty(shape, dtype=np.float32)

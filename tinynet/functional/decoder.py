@@ -1,96 +1,123 @@
-"""The per-step work of the decoder with direct attention (section 4.2.2, Figure 3): one
-step of one LSTM layer, and the output row of eq. (14), each with its backward.
+"""The decoder with direct attention (section 4.2.2, Figure 3): a stack of LSTM layers that
+draws an image row by row, and its backpropagation through time.
 
-The decoder (tinynet.layers.recurrent.LSTMDecoder) keeps every step's input in a buffer
-row [h^l_{t-1}, input from below, 1], so one layer's step is one product with the stacked
-weights W = [W^h; W^x (or W^y); b] followed by the cell of eqs. (8)-(13); its h then goes
-to two places: the layer's own next step input, and (after dropout) the input of the
-layer or output above. Over a 28-row image and 5 layers that is 140 such steps, strictly
-one after another, so on the GPU each of the four functions below is one fused kernel
-(tinynet.kernels.cuda_fused) instead of four to six small ones. The NumPy code here is
-their reference twin and the CPU path.
+At step t (image row t) the bottom layer's gates read four inputs, eqs. (8)-(11):
+
+    a^0_t = x_t W^x + h^0_{t-1} W^h + v W^v + y_{t-1} W^y + b^0
+
+(the corrupted row x_t, its own previous state, the thought vector v, and the decoder's
+own previous output row y_{t-1}: "direct attention"); layer l > 0 reads the state of the
+layer below and its own previous state, a^l_t = h^{l-1}_t W^x + h^l_{t-1} W^h + b^l. Each
+layer then runs the cell of eqs. (8)-(13) (tinynet.functional.lstm). The output row is
+
+    y_t = sigmoid(h^{L-1}_t W_out + b_out)      (14)
+
+and is fed back as y_{t-1} of the next step (the decoder's own output, not the target).
+h, c and y start at 0. With dropout, the state going up (to the next layer, or to the
+output layer) is multiplied by an inverted-dropout mask of its own for each layer and step;
+the masks are arguments, so forward and backward are plain functions of their inputs.
+
+Parameters, by name: layer0/{Wx, Wh, Wv, Wy, b}, layer{l}/{Wx, Wh, b} for l >= 1,
+out/{W, b}; every gate weight is (inputs, 4H) with gate blocks i, f, g, o.
+
+The fast version (one product per step and layer over stacked weights, time-major
+buffers, weight gradients in one product over all steps; on the GPU fused kernels) is the
+accelerated twin tinynet.accel.decoder_buffered, tested against this one.
 """
 
 from ..backend import xp_of
-from ..kernels import gpu_kernels_one_dtype
-from .activations import sigmoid
-from .lstm import lstm_cell_backward, lstm_cell_forward
-from .matmul import matmul
+from ..dispatch import accelerated
+from .activations import sigmoid_backward, sigmoid_forward
+from .dense import dense_backward, dense_forward
+from .lstm import lstm_step_backward, lstm_step_forward
+
+BOTTOM_INPUTS = ("Wx", "Wh", "Wv", "Wy")  # the weights of (x_t, h^0_{t-1}, v, y_{t-1})
+UPPER_INPUTS = ("Wx", "Wh")  # the weights of (h^{l-1}_t after dropout, h^l_{t-1})
 
 
-def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13=False):
-    """a = step_input W (+ a_fixed), eqs. (8)-(13), then h_out <- h and up_out <- h * mask.
+def num_layers(params):
+    """The number of LSTM layers in a decoder's parameters."""
+    return sum(1 for key in params if key.startswith("layer") and key.endswith("/b"))
 
-    step_input: (N, K) C-contiguous; W: (K, 4H) in gate blocks i, f, g, o; c_prev: (N, H).
-    a_fixed: (N, 4H) gate terms computed beforehand (the bottom layer's x_t and v terms), or
-    None. mask: (N, H) inverted-dropout mask of the upward connection, or None (no dropout).
-    h_out: (N, H) view to receive h (the next step's input), or None at the last step.
-    up_out: (N, H) view to receive h * mask.
-    Returns c (N, H) and the cell's cache (tinynet.functional.lstm.lstm_cell_forward).
+
+def layer_weights(params, l):
+    """The gate weights of layer l, in the order of its step inputs."""
+    return tuple(params[f"layer{l}/{key}"] for key in (BOTTOM_INPUTS if l == 0 else UPPER_INPUTS))
+
+
+@accelerated
+def decoder_forward(x_rows, v, params, masks=None, literal_eq13=False):
+    """Eqs. (8)-(14) over all rows.
+
+    x_rows: (N, T, D) corrupted rows; v: (N, V) thought vector; params: {name: array} as in
+    the module docstring; masks: None (no dropout) or (L, T, N, H) inverted-dropout masks,
+    masks[l, t] on the state that layer l sends up at step t.
+    Returns y (N, T, D) and the cache.
     """
-    kernels = gpu_kernels_one_dtype(step_input, W, c_prev, up_out)
-    if kernels is not None and step_input.flags.c_contiguous and W.flags.c_contiguous:
-        return kernels.lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13)
-    a = matmul(step_input, W)
-    if a_fixed is not None:
-        a += a_fixed
-    h, c, cache = lstm_cell_forward(a, c_prev, literal_eq13)
-    if h_out is not None:
-        h_out[...] = h
-    if mask is None:
-        up_out[...] = h
-    else:
-        xp_of(h).multiply(h, mask, out=up_out)
-    return c, cache
+    xp = xp_of(x_rows)
+    N, T, D = x_rows.shape
+    L, H = num_layers(params), params["layer0/Wh"].shape[0]
+    zero_state = xp.zeros((N, H), dtype=params["out/W"].dtype)
+    h, c = [zero_state] * L, [zero_state] * L
+    y_prev = xp.zeros((N, D), dtype=params["out/W"].dtype)
+    ys, caches = [], []
+    for t in range(T):
+        step_caches = []
+        for l in range(L):
+            inputs = (x_rows[:, t], h[0], v, y_prev) if l == 0 else (up, h[l])
+            h[l], c[l], cache = lstm_step_forward(inputs, c[l], layer_weights(params, l), params[f"layer{l}/b"],
+                                                  literal_eq13)
+            step_caches.append(cache)
+            up = h[l] if masks is None else h[l] * masks[l, t]
+        z, out_cache = dense_forward(up, params["out/W"], params["out/b"])
+        y_prev, _ = sigmoid_forward(z)  # eq. (14), fed back at step t + 1
+        ys.append(y_prev)
+        caches.append((step_caches, out_cache, y_prev))
+    return xp.stack(ys, axis=1), (caches, masks, zero_state)
 
 
-def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out):
-    """Backward of lstm_layer_step_forward.
+@accelerated
+def decoder_backward(dy, cache, side=None):
+    """Backpropagation through time of decoder_forward.
 
-    d_up: (N, H) gradient w.r.t. up_out; dh_next, dc_next: (N, H) gradients carried back
-    from step t+1 (zeros at the last step); W_input_T: (4H, K-1), the transpose of W without
-    its bias row (the constant input gets no gradient); da_out: (N, 4H), receives the
-    pre-activation gradient (kept for the weight gradients).
-    Returns the gradient w.r.t. the step input without its constant column (N, K-1), whose
-    first H columns are dh_next of step t-1, and dc_prev (N, H).
+    dy: (N, T, D), the loss's gradient w.r.t. every output row.
+    Returns dx_rows (N, T, D), dv (N, V) and grads {name: array} keyed like the params.
+    side: an executor (tinynet.dispatch.side_stream) that the accelerated twin may hand the
+    weight gradients to, joined by the caller; this plain version computes every gradient
+    inside its sweep and does not use it.
+
+    Walking t = T-1 .. 0: the output row's gradient is the loss's plus the one that step
+    t+1 sent back through y_t's use as its y_{t-1}; then, from the top layer down, each
+    layer's step gets the gradient from above (through its dropout mask) plus dh carried
+    back from step t+1, and dc carried back through c_t. The bottom layer hands the
+    gradient w.r.t. y_{t-1} to the output of step t-1; v's gradient sums over all steps.
     """
-    kernels = gpu_kernels_one_dtype(d_up, dh_next, dc_next, W_input_T, da_out, cache[0])
-    if (kernels is not None and W_input_T.flags.c_contiguous and da_out.flags.c_contiguous
-            and cache[0].flags.c_contiguous and kernels.fits_layer_step_backward(d_up)):
-        return kernels.lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out)
-    if mask is None:
-        dh = d_up + dh_next
-    else:
-        dh = d_up * mask
-        dh += dh_next
-    da, dc_prev = lstm_cell_backward(dh, dc_next, cache, out=da_out)
-    return matmul(da, W_input_T), dc_prev
+    caches, masks, zero_state = cache
+    L = len(caches[0][0])
+    grads = {}
 
+    def accumulate(name, grad):
+        grads[name] = grads[name] + grad if name in grads else grad
 
-def output_row_forward(top, W, b, y_out, feedback_out):
-    """Eq. (14), y_t = sigmoid(top W + b), into y_out, and into feedback_out (the bottom
-    layer's y_{t-1} of the next step) unless it is None.
-
-    top: (N, H) C-contiguous; W: (H, D); b: (D,); y_out: (N, D) C-contiguous.
-    """
-    kernels = gpu_kernels_one_dtype(top, W, b, y_out)
-    if kernels is not None and top.flags.c_contiguous and y_out.flags.c_contiguous:
-        return kernels.output_row_forward(top, W, b, y_out, feedback_out)
-    y_out[...] = sigmoid(matmul(top, W) + b)
-    if feedback_out is not None:
-        feedback_out[...] = y_out
-
-
-def output_row_backward(dy, dy_fed_back, y, W, dz_out):
-    """Backward of eq. (14) for one row: dz = (dy + dy_fed_back) y (1 - y) into dz_out.
-
-    dy: (N, D) gradient from the loss; dy_fed_back: (N, D) gradient that step t+1 sent back
-    through y_t (zeros at the last step); y: (N, D); W: (H, D); dz_out: (N, D) C-contiguous.
-    Returns the gradient w.r.t. top, dz W^T (N, H).
-    """
-    kernels = gpu_kernels_one_dtype(dy, dy_fed_back, y, W, dz_out)
-    if kernels is not None and y.flags.c_contiguous and W.flags.c_contiguous and dz_out.flags.c_contiguous:
-        return kernels.output_row_backward(dy, dy_fed_back, y, W, dz_out)
-    xp_of(dy).add(dy, dy_fed_back, out=dz_out)
-    dz_out *= y * (1 - y)
-    return matmul(dz_out, W.T)
+    dh = [zero_state] * L  # carried back from step t+1 (nothing at the last step)
+    dc = [zero_state] * L
+    dy_fed_back, dv, dx_rows = xp_of(dy).zeros_like(dy[:, 0]), 0, []
+    for t in reversed(range(dy.shape[1])):
+        step_caches, out_cache, y_t = caches[t]
+        dz, _ = sigmoid_backward(dy[:, t] + dy_fed_back, y_t)  # eq. (14)
+        d_up, out_grads = dense_backward(dz, out_cache)
+        accumulate("out/W", out_grads["W"])
+        accumulate("out/b", out_grads["b"])
+        for l in reversed(range(L)):
+            d_h = d_up if masks is None else d_up * masks[l, t]
+            dinputs, dc[l], dweights, db = lstm_step_backward(d_h + dh[l], dc[l], step_caches[l])
+            for key, dW in zip(BOTTOM_INPUTS if l == 0 else UPPER_INPUTS, dweights):
+                accumulate(f"layer{l}/{key}", dW)
+            accumulate(f"layer{l}/b", db)
+            if l == 0:
+                dx_t, dh[0], dv_t, dy_fed_back = dinputs
+                dx_rows.append(dx_t)
+                dv = dv + dv_t
+            else:
+                d_up, dh[l] = dinputs
+    return xp_of(dy).stack(dx_rows[::-1], axis=1), dv, grads

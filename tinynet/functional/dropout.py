@@ -6,19 +6,17 @@ expected activation is unchanged and evaluation is the identity.
 
 import numpy as np
 
+from ..dispatch import accelerated
 
 
+
+@accelerated
 def make_rng(xp, seed):
-    """A random generator of array module `xp`, seeded with `seed` (used for dropout masks).
-
-    NumPy: a numpy Generator. CuPy: a counter-based generator whose seed lives in device
-    memory and restarts in place (tinynet.kernels.cuda_fused.CounterRandom.reseed).
+    """A random generator of array module `xp`, seeded with `seed` (used for dropout masks):
+    `xp.random.default_rng(seed)`. The GPU's twin is a counter-based generator whose seed
+    lives in device memory and restarts in place (tinynet.accel.gpu.fused.CounterRandom).
     """
-    if xp is np:
-        return np.random.default_rng(seed)
-    from ..kernels.cuda_fused import CounterRandom
-
-    return CounterRandom(seed)
+    return xp.random.default_rng(seed)
 
 
 def dropout_mask(rng, shape, p, dtype):
@@ -69,10 +67,10 @@ class MaskSource:
 
     def reseed(self, seed):
         self.seed = seed
-        if isinstance(self._rng, np.random.Generator):
-            self._rng = make_rng(self.xp, seed)
-        elif self._rng is not None:
+        if hasattr(self._rng, "reseed"):
             self._rng.reseed(seed)  # in place
+        elif self._rng is not None:
+            self._rng = make_rng(self.xp, seed)
 
     def generator(self, xp):
         """The generator for arrays of module `xp` (made from the seed on first use)."""
@@ -84,7 +82,7 @@ class MaskSource:
 
 class CounterGenerator:
     """Counter-based uniforms on the CPU: the NumPy twin of the GPU's CounterRandom
-    (tinynet.kernels.cuda_fused), draw for draw."""
+    (tinynet.accel.gpu.fused), draw for draw."""
 
     def __init__(self, seed):
         self.reseed(seed)
@@ -113,7 +111,7 @@ def _mix32(x):
 def counter_uniform(seed, draw, shape):
     """Float32 uniforms in [0, 1): a hash of (seed, draw number, element index).
 
-    The reference twin of the GPU's CounterRandom (tinynet.kernels.cuda_fused), which
+    The reference twin of the GPU's CounterRandom (tinynet.accel.gpu.fused), which
     computes the same numbers in one kernel: key = mix(seed + golden (draw + 1)),
     u_i = (mix(mix(i ^ key) + key) >> 8) / 2^24.
     """

@@ -18,86 +18,59 @@ Erratum, eq. (13): the paper prints h_t = tanh(C_t) * i_t, which leaves the outp
 eq. (10) unused. The default is the standard LSTM, h_t = o_t * tanh(c_t);
 `literal_eq13=True` gives the printed form.
 
-`lstm_cell_*` hold the maths after the matrix products, so that a sequence layer can
-compute the products for many steps at once; `lstm_step_*` is the whole step. On the CPU
-each cell function is one fused Numba kernel (tinynet.kernels), on the GPU one fused CuPy
-kernel, with the NumPy code below as their reference twin.
+`lstm_cell_*` hold the maths after the matrix products; `lstm_step_*` is one whole step
+with its gates fed by any number of inputs; `lstm_forward/backward` run one layer over a
+sequence and backpropagate through time, CS231n-style. The decoder with direct attention
+(tinynet.functional.decoder) stacks these steps.
 """
 
 from ..backend import xp_of
-from ..kernels import cpu_kernels, gpu_kernels
+from ..dispatch import accelerated
 from ..shapes import gate_blocks
+from .activations import sigmoid
 from .matmul import matmul
 
 
-def _sigmoid_in_place(x):
-    """x <- sigmoid(x) = (tanh(x / 2) + 1) / 2: no overflow and no temporary arrays."""
-    x *= 0.5
-    xp_of(x).tanh(x, out=x)
-    x += 1
-    x *= 0.5
-
-
+@accelerated
 def lstm_cell_forward(a, c_prev, literal_eq13=False):
     """Eqs. (8)-(13) from the gate pre-activations.
 
-    a: (N, 4H) pre-activations in blocks i, f, g, o. It is overwritten by the activated
-       gates, which become part of the cache (so no copy is made).
-    c_prev: (N, H) cell state c_{t-1}.
-    Returns h (N, H), c (N, H), cache.
+    a: (N, 4H) pre-activations in blocks i, f, g, o; c_prev: (N, H) cell state c_{t-1}.
+    Returns h (N, H), c (N, H) and the cache (gates, c_prev, tanh(c), literal_eq13), where
+    gates (N, 4H) holds the activated gates in the same blocks.
     """
-    gates = a
-    kernels = cpu_kernels(a, c_prev) or gpu_kernels(a, c_prev)
-    if kernels is not None:
-        h, c, tanh_c = kernels.lstm_cell_forward(gates, c_prev, literal_eq13)
-        return h, c, (gates, c_prev, tanh_c, literal_eq13)
     xp = xp_of(a)
+    a_i, a_f, a_g, a_o = gate_blocks(a)
+    gates = xp.concatenate([sigmoid(a_i), sigmoid(a_f), xp.tanh(a_g), sigmoid(a_o)], axis=-1)  # eqs. (8)-(11)
     i, f, g, o = gate_blocks(gates)
-    g_new = xp.tanh(g)  # eq. (11)
-    # eqs. (8)-(10): the sigmoid over the whole contiguous array (faster than over three
-    # strided blocks), then the g block gets its tanh back
-    _sigmoid_in_place(gates)
-    g[...] = g_new
-    c = f * c_prev  # eq. (12)
-    c += i * g
+    c = f * c_prev + i * g  # eq. (12)
     tanh_c = xp.tanh(c)
     h = (i if literal_eq13 else o) * tanh_c  # eq. (13)
     return h, c, (gates, c_prev, tanh_c, literal_eq13)
 
 
-def lstm_cell_backward(dh, dc, cache, out=None):
+@accelerated
+def lstm_cell_backward(dh, dc, cache):
     """Backward of eqs. (8)-(13) down to the pre-activations.
 
     dh: (N, H) gradient w.r.t. h_t (from the layer above plus from step t+1).
     dc: (N, H) gradient w.r.t. c_t carried back from step t+1.
-    out: optional (N, 4H) array to write da into.
     Returns da (N, 4H), dc_prev (N, H).
     """
     gates, c_prev, tanh_c, literal_eq13 = cache
     xp = xp_of(gates)
-    da = xp.empty_like(gates) if out is None else out
-    kernels = cpu_kernels(dh, dc, gates, da) or gpu_kernels(dh, dc, gates, da)
-    if kernels is not None:
-        return kernels.lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da)
     i, f, g, o = gate_blocks(gates)
-    da_i, da_f, da_g, da_o = gate_blocks(da)
     # eq. (13), h = u tanh(c) with u = o (or i as printed): c_t gets dh's share too
     dc = dc + dh * (i if literal_eq13 else o) * (1 - tanh_c * tanh_c)
     # eq. (12), c = f c_prev + i g: gradients w.r.t. the gates' outputs
-    xp.multiply(dc, g, out=da_i)
-    xp.multiply(dc, c_prev, out=da_f)
-    xp.multiply(dc, i, out=da_g)
+    di, df, dg = dc * g, dc * c_prev, dc * i
     if literal_eq13:
-        da_i += dh * tanh_c
-        da_o.fill(0)  # the output gate does not reach the loss in the printed eq. (13)
+        di = di + dh * tanh_c
+        do = xp.zeros_like(o)  # the output gate does not reach the loss in the printed eq. (13)
     else:
-        xp.multiply(dh, tanh_c, out=da_o)
-    # eqs. (8)-(11): times the slopes, sigmoid' = s - s^2 (i, f, o) and tanh' = 1 - g^2,
-    # computed on the whole contiguous array (faster than strided blocks)
-    slope = gates * gates
-    xp.subtract(gates, slope, out=slope)
-    xp.subtract(1, g * g, out=gate_blocks(slope)[2])
-    da *= slope
+        do = dh * tanh_c
+    # eqs. (8)-(11): times the slopes, sigmoid' = s (1 - s) and tanh' = 1 - g^2
+    da = xp.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=-1)
     return da, dc * f
 
 
@@ -108,10 +81,7 @@ def lstm_step_forward(inputs, c_prev, weights, b, literal_eq13=False):
     c_prev: (N, H); weights: tuple of (D_k, 4H) arrays, one per input; b: (4H,).
     Returns h (N, H), c (N, H), cache.
     """
-    a = matmul(inputs[0], weights[0])
-    for x, W in zip(inputs[1:], weights[1:]):
-        a += matmul(x, W)
-    a += b
+    a = sum(matmul(x, W) for x, W in zip(inputs, weights)) + b
     h, c, cell_cache = lstm_cell_forward(a, c_prev, literal_eq13)
     return h, c, (inputs, weights, cell_cache)
 
@@ -127,3 +97,37 @@ def lstm_step_backward(dh, dc, cache):
     dinputs = tuple(matmul(da, W.T) for W in weights)
     dweights = tuple(matmul(x.T, da) for x in inputs)
     return dinputs, dc_prev, dweights, da.sum(axis=0)
+
+
+def lstm_forward(x, h0, Wx, Wh, b, literal_eq13=False):
+    """One LSTM layer over a sequence, eqs. (8)-(13) at every step, with c_0 = 0.
+
+    x: (N, T, D), h0: (N, H), Wx: (D, 4H), Wh: (H, 4H), b: (4H,) -> h: (N, T, H), cache
+    (one step cache per t).
+    """
+    xp = xp_of(x)
+    h_prev, c_prev = h0, xp.zeros_like(h0)
+    hs, caches = [], []
+    for t in range(x.shape[1]):
+        h_prev, c_prev, step_cache = lstm_step_forward((x[:, t], h_prev), c_prev, (Wx, Wh), b, literal_eq13)
+        hs.append(h_prev)
+        caches.append(step_cache)
+    return xp.stack(hs, axis=1), caches
+
+
+def lstm_backward(dh, cache):
+    """Backpropagation through time for lstm_forward.
+
+    dh: (N, T, H), the loss's gradient w.r.t. every hidden state (from the layer above).
+    Returns dx (N, T, D), dh0 (N, H), grads {Wx, Wh, b} summed over the steps. Walking
+    t = T-1 .. 0, the step's dh is the one from above plus the one carried back from step
+    t+1 through h_t's use as h_prev there; dc is carried back through c_t alone.
+    """
+    xp = xp_of(dh)
+    dh_next, dc_next = xp.zeros_like(dh[:, 0]), xp.zeros_like(dh[:, 0])
+    dxs, grads = [], {"Wx": 0, "Wh": 0, "b": 0}
+    for t in reversed(range(dh.shape[1])):
+        (dx, dh_next), dc_next, (dWx, dWh), db = lstm_step_backward(dh[:, t] + dh_next, dc_next, cache[t])
+        dxs.append(dx)
+        grads = {"Wx": grads["Wx"] + dWx, "Wh": grads["Wh"] + dWh, "b": grads["b"] + db}
+    return xp.stack(dxs[::-1], axis=1), dh_next, grads

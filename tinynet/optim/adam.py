@@ -2,7 +2,7 @@
 
 import math
 
-from ..kernels import cpu_kernels, gpu_kernels
+from ..dispatch import accelerated
 from .base import Optimizer
 
 
@@ -27,12 +27,14 @@ class Adam(Optimizer):
     def update(self, param, grad, state):
         m, v = state["m"], state["v"]
         step, eps_hat = self.scalars["step"], self.scalars["eps_hat"]
-        kernels = cpu_kernels(param, grad, m, v) or gpu_kernels(param, grad, m, v)
-        if kernels is not None and all(a.flags.c_contiguous for a in (param, grad, m, v)):
-            kernels.adam_update(param, grad, m, v, self.beta1, self.beta2, step, eps_hat)
-            return
-        m *= self.beta1
-        m += (1 - self.beta1) * grad
-        v *= self.beta2
-        v += (1 - self.beta2) * (grad * grad)
-        param -= step * m / (v**0.5 + eps_hat)
+        adam_update(param, grad, m, v, self.beta1, self.beta2, step, eps_hat)
+
+
+@accelerated
+def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
+    """In place: m, v <- the running moments of the gradient; param -= step m / (sqrt(v) + eps_hat)."""
+    m *= beta1
+    m += (1 - beta1) * grad
+    v *= beta2
+    v += (1 - beta2) * (grad * grad)
+    param -= step * m / (v**0.5 + eps_hat)

@@ -2,7 +2,7 @@
 
 A step is two halves: `begin_step()` counts it and computes its scalars (the learning
 rate, Adam's bias corrections) on the host; `apply(params, grads)` does the array work.
-`step` runs both. A training step captured in a CUDA graph (tinynet.kernels.cuda_graph)
+`step` runs both. A training step captured in a CUDA graph (tinynet.accel.gpu.graph)
 runs `begin_step` before each replay and captures only `apply`: with
 `keep_scalars_on_device` the scalars live in one device array that `begin_step` overwrites
 in place, so every replay reads the current values (a Python float would be frozen into

@@ -1,5 +1,5 @@
 """cuBLAS's matrix product, the same call eagerly, inside a CUDA graph capture
-(tinynet.kernels.cuda_graph) and on two streams at once (tinynet.kernels.cuda_streams).
+(tinynet.accel.gpu.graph) and on two streams at once (tinynet.accel.gpu.streams).
 
 CuPy refuses every cuBLAS call while a stream is being captured ("calling cuBLAS API during
 stream capture is currently unsupported", CuPy 13 and 14: its binding checks the stream).

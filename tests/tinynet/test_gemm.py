@@ -1,4 +1,4 @@
-"""tinynet.kernels.numba_gemm: the float32 matrix product agrees with NumPy's `a @ b` for
+"""tinynet.accel.cpu.numba_gemm: the float32 matrix product agrees with NumPy's `a @ b` for
 every layout the layers pass and every edge of its tiles, and the direct correlations with
 the im2col / col2im products they replace. The kernels compile on any CPU, so these tests
 run everywhere, also where the layers do not use them (no AVX-512)."""
@@ -8,10 +8,15 @@ import numpy as np
 import pytest
 
 import tinynet.functional.conv as conv
-import tinynet.kernels as kernels
+from tinynet import dispatch
 from tinynet.functional.matmul import matmul
-from tinynet.kernels import numba_cpu, numba_gemm
-from tinynet.kernels.numba_gemm import KC_NN, KC_NT, LANES, MR, NR, NR_W, NT_COLS, NT_ROWS
+
+accel = pytest.importorskip("tinynet.accel", reason="the accelerated twins (tinynet.accel) are absent")
+numba_gemm = pytest.importorskip("tinynet.accel.cpu.numba_gemm", reason="Numba is not usable")
+numba_kernels = pytest.importorskip("tinynet.accel.cpu.numba_kernels", reason="Numba is not usable")
+cpu_conv = pytest.importorskip("tinynet.accel.cpu.conv", reason="Numba is not usable")
+KC_NN, KC_NT, LANES, MR, NR, NR_W, NT_COLS, NT_ROWS = (getattr(numba_gemm, name) for name in (
+    "KC_NN", "KC_NT", "LANES", "MR", "NR", "NR_W", "NT_COLS", "NT_ROWS"))
 
 # (M, K, N): tiles exactly; rows, columns or both past a tile; smaller than one tile; K over
 # several cache blocks, with the last block shorter than a vector; K below one vector
@@ -89,21 +94,17 @@ def test_empty_products_and_misaligned_shapes():
         numba_gemm.matmul(np.ones((3, 5), np.float32), np.ones((4, 2), np.float32))
 
 
-def test_the_kernels_serve_float32_on_avx512_only(monkeypatch):
+def test_the_kernels_serve_float32_on_avx512_only():
     f32, f64 = np.ones((2, 3), np.float32), np.ones((3, 2), np.float64)
-    monkeypatch.setattr(kernels, "ENABLED", True)
-    expected = numba_gemm if numba_gemm.USEFUL else None
-    assert kernels.cpu_gemm(f32, f32.T) is expected
-    assert kernels.cpu_gemm(f64.T, f64) is None  # the float64 gradient checks keep NumPy's
-    assert kernels.cpu_gemm(f32, f64) is None
+    assert accel.numpy_float32_on_avx512(f32, f32.T) == numba_gemm.USEFUL
+    assert not accel.numpy_float32_on_avx512(f64.T, f64)  # the float64 gradient checks keep NumPy's
+    assert not accel.numpy_float32_on_avx512(f32, f64)
     # the image-plane kernels take every core only where nothing spins on it between products
-    planes = (numba_cpu._im2col, numba_cpu._col2im, numba_cpu._maxpool2d, numba_cpu._maxpool2d_backward,
-              numba_cpu._copy_planes)
+    planes = (numba_kernels._im2col, numba_kernels._col2im, numba_kernels._maxpool2d,
+              numba_kernels._maxpool2d_backward, numba_kernels._copy_planes)
     assert all(kernel.targetoptions["parallel"] == numba_gemm.USEFUL for kernel in planes)
-    monkeypatch.setattr(kernels, "ENABLED", False)
-    assert kernels.cpu_gemm(f32, f32.T) is None
-    np.testing.assert_array_equal(matmul(f32, f32.T), np.full((2, 2), 3.0, np.float32))
-    monkeypatch.setattr(kernels, "ENABLED", True)
+    with dispatch.reference_only():
+        np.testing.assert_array_equal(matmul(f32, f32.T), np.full((2, 2), 3.0, np.float32))
     np.testing.assert_array_equal(matmul(f32[0], f32.T), np.full(2, 3.0, np.float32))  # 1-D: NumPy's
 
 
@@ -125,30 +126,27 @@ WEIGHT_GRADIENTS = [(2, 1, 28, 28, 32, 5, 2, 1), (2, 32, 14, 14, 64, 5, 2, 1), (
                     (2, 5, 6, 7, 7, 3, 0, 1), (2, 32, 14, 14, 64, 5, 2, 2), (1, 3, 15, 17, 9, 5, 1, 2)]
 
 
-def columns_path(monkeypatch, function, *args):
-    """function(*args) by im2col / col2im and NumPy's products (the direct kernels' twin)."""
-    monkeypatch.setattr(kernels, "ENABLED", False)
-    try:
+def columns_path(function, *args):
+    """function(*args) by the reference's im2col / col2im and NumPy's products."""
+    with dispatch.reference_only():
         return function(*args)
-    finally:
-        monkeypatch.setattr(kernels, "ENABLED", True)
 
 
 @pytest.mark.parametrize("N, C, H, W, F, k, pad, stride", CORRELATIONS)
-def test_direct_correlation_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad, stride):
+def test_direct_correlation_equals_the_columns_product(rng, N, C, H, W, F, k, pad, stride):
     values = small_integers(rng)
     x, weights = values((N, C, H, W)), values((F, C, k, k))
-    expected = columns_path(monkeypatch, conv._correlate, x, weights, stride, pad)
+    expected = columns_path(conv.correlate, x, weights, stride, pad)
     assert numba_gemm.correlate_fits(expected.shape[3], F, stride)
     np.testing.assert_array_equal(numba_gemm.correlate(numba_gemm.zero_padded(x, pad), weights, stride), expected)
 
 
 @pytest.mark.parametrize("N, C, H, W, F, k, pad, stride", WEIGHT_GRADIENTS)
-def test_direct_weight_gradient_equals_the_columns_product(rng, monkeypatch, N, C, H, W, F, k, pad, stride):
+def test_direct_weight_gradient_equals_the_columns_product(rng, N, C, H, W, F, k, pad, stride):
     values = small_integers(rng)
     x, weights = values((N, C, H, W)), values((F, C, k, k))
     dy = values((N, F, (H + 2 * pad - k) // stride + 1, (W + 2 * pad - k) // stride + 1))
-    _, expected = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, stride, pad, None), False)
+    _, expected = columns_path(conv.conv2d_backward, dy, (x, weights, stride, pad), False)
     assert numba_gemm.weight_gradient_fits(C, k, k)
     x_padded = numba_gemm.zero_padded(x, pad)
     np.testing.assert_array_equal(numba_gemm.correlate_weight_gradient(x_padded, dy, k, k, stride), expected["W"])
@@ -161,12 +159,11 @@ TRANSPOSED = [(2, 64, 7, 32, 5, 2, 2, 1), (2, 3, 8, NR + 1, 3, 2, 1, 1), (2, 3, 
 
 
 @pytest.mark.parametrize("N, C_in, H, C_out, k, stride, pad, output_padding", TRANSPOSED)
-def test_direct_transposed_correlation_equals_col2im(rng, monkeypatch, N, C_in, H, C_out, k, stride, pad,
+def test_direct_transposed_correlation_equals_col2im(rng, N, C_in, H, C_out, k, stride, pad,
                                                      output_padding):
     values = small_integers(rng)
     x, weights, bias = values((N, C_in, H, H)), values((C_in, C_out, k, k)), np.zeros(C_out, np.float32)
-    expected, _ = columns_path(monkeypatch, conv.conv_transpose2d_forward, x, weights, bias, stride, pad,
-                               output_padding)
+    expected, _ = columns_path(conv.conv_transpose2d_forward, x, weights, bias, stride, pad, output_padding)
     assert numba_gemm.transposed_fits(expected.shape[3], C_out, stride)
     np.testing.assert_array_equal(numba_gemm.correlate_transposed(x, weights, stride, pad, expected.shape[2:]),
                                   expected)
@@ -175,7 +172,7 @@ def test_direct_transposed_correlation_equals_col2im(rng, monkeypatch, N, C_in, 
 @pytest.mark.skipif(not numba_gemm.USEFUL, reason="conv2d takes the direct path only on CPUs with AVX-512")
 @pytest.mark.parametrize("C, k, direct", [(NR, 5, (True, True)), (NR, 4, (False, True)),
                                           (2, 5, (True, False)), (2, 4, (False, False))])
-def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, k, direct):
+def test_conv2d_backward_direct_and_by_columns_agree(rng, C, k, direct):
     """The dispatch in conv2d_backward (direct weight and input gradients, as `direct` says):
     float32 normwise error below 1e-5 against the columns (sums of up to 1,600 terms; a wrong
     or missing term would be of order 1)."""
@@ -183,17 +180,18 @@ def test_conv2d_backward_direct_and_by_columns_agree(rng, monkeypatch, C, k, dir
     x = rng.standard_normal((3, C, 14, 16), dtype=np.float32)
     weights = rng.standard_normal((40, C, k, k), dtype=np.float32)
     dy = rng.standard_normal((3, 40, 15 - k + 2 * pad, 17 - k + 2 * pad), dtype=np.float32)
-    assert conv._direct(x, dy, weights, 1, pad)[1:] == direct
+    assert (numba_gemm.weight_gradient_fits(C, k, k),
+            pad < k and numba_gemm.correlate_fits(16, C, 1)) == direct
     bias = np.zeros(40, np.float32)
     direct_result = conv.conv2d_backward(dy, conv.conv2d_forward(x, weights, bias, 1, pad)[1])
-    by_columns = columns_path(monkeypatch, conv.conv2d_backward, dy, (x, weights, 1, pad, None))
+    by_columns = columns_path(conv.conv2d_backward, dy, (x, weights, 1, pad))
     pairs = [(direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
     for got, expected in pairs:
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5
 
 
 @pytest.mark.skipif(not numba_gemm.USEFUL, reason="the layers take the direct path only on CPUs with AVX-512")
-def test_conv_transpose2d_direct_and_by_columns_agree(rng, monkeypatch):
+def test_conv_transpose2d_direct_and_by_columns_agree(rng):
     """The CNN-CNN's first transposed convolution (64@7x7 -> 32@14x14, fewer images): its
     forward and backward by the direct correlations equal the columns' to float32 rounding
     (normwise 1e-5)."""
@@ -203,9 +201,9 @@ def test_conv_transpose2d_direct_and_by_columns_agree(rng, monkeypatch):
     cache = (x, weights, 2, 2)
     bias = rng.standard_normal(32, dtype=np.float32)
     direct_result = conv.conv_transpose2d_backward(dy, cache)
-    by_columns = columns_path(monkeypatch, conv.conv_transpose2d_backward, dy, cache)
+    by_columns = columns_path(conv.conv_transpose2d_backward, dy, cache)
     forward = [conv.conv_transpose2d_forward(x, weights, bias, 2, 2, 1)[0],
-               columns_path(monkeypatch, conv.conv_transpose2d_forward, x, weights, bias, 2, 2, 1)[0]]
+               columns_path(conv.conv_transpose2d_forward, x, weights, bias, 2, 2, 1)[0]]
     pairs = [forward, (direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
     for got, expected in pairs:
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5

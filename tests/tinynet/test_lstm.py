@@ -3,14 +3,18 @@
 Float64 gradient checks with random upstream gradients. The cell's checks perturb each
 gate's columns of all four weights (x W^x, h W^h, v W^v, y W^y) and every input; the
 decoder's check covers every weight, the image rows and the thought vector, through the
-fed-back outputs y_{t-1}.
+fed-back outputs y_{t-1}. Every test runs twice: on the plain reference alone
+(tinynet.functional.lstm and .decoder, dispatch.reference_only) and with the accelerated
+twins the dispatch picks (the Numba cell, the buffered decoder).
 """
 
 import numpy as np
 import pytest
 
+from tinynet import dispatch
 from tinynet.backend import to_numpy
-from tinynet.functional.lstm import lstm_cell_forward, lstm_step_backward, lstm_step_forward
+from tinynet.functional.lstm import (lstm_backward, lstm_cell_forward, lstm_forward, lstm_step_backward,
+                                     lstm_step_forward)
 from tinynet.gradcheck import check_gradients, in_long_double, layer_in_long_double, long_double_is_wider
 from tinynet.layers import LSTMDecoder
 from tinynet.shapes import gate_blocks
@@ -23,6 +27,16 @@ INPUTS = ("x", "h_prev", "v", "y_prev")  # the four terms of eqs. (8)-(11)
 GATES = "ifgo"  # contiguous blocks of the 4H gate columns
 NEEDS_LONG_DOUBLE = pytest.mark.skipif(not long_double_is_wider(),
                                        reason="np.longdouble is float64 on this platform")
+
+
+@pytest.fixture(autouse=True, params=["reference", "twins"])
+def path(request):
+    """Run the test on the plain reference alone, or with the accelerated twins."""
+    if request.param == "reference":
+        with dispatch.reference_only():
+            yield request.param
+    else:
+        yield request.param
 
 
 def sigmoid(x):
@@ -52,10 +66,10 @@ def gates_by_hand(inputs, weights, b):
 
 
 def implemented_gates(inputs, c_prev, weights, b):
-    """The gates as lstm_cell_forward computes them (it overwrites its pre-activations with them)."""
+    """The gates as lstm_cell_forward computes them (the activated gates of its cache)."""
     a = sum(x @ W for x, W in zip(inputs, weights)) + b
-    lstm_cell_forward(a, c_prev)
-    return dict(zip(GATES, (to_numpy(block) for block in gate_blocks(a))))
+    _, _, (gates, *_) = lstm_cell_forward(a, c_prev)
+    return dict(zip(GATES, (to_numpy(block) for block in gate_blocks(gates))))
 
 
 def check_step_gradients(xp, rng, gate=None, literal_eq13=False, through_h=True):
@@ -144,6 +158,26 @@ def test_eq13_hidden_state_both_forms(xp, rng, literal_eq13):
     for dW in dweights:
         assert bool(xp.all(gate_blocks(dW)[3] == 0)) == literal_eq13
     check_step_gradients(xp, rng, literal_eq13=literal_eq13)
+
+
+@NEEDS_LONG_DOUBLE
+@pytest.mark.parametrize("literal_eq13", [False, True], ids=["standard", "as-printed"])
+def test_eq12_eq13_lstm_sequence_bptt_gradients(xp, rng, literal_eq13):
+    """lstm_forward / lstm_backward: one layer over T steps, dh and dc carried back through
+    time; gradients w.r.t. the inputs, h_0 and the three parameters."""
+    T_SEQ = 4
+    x = xp.asarray(rng.standard_normal((N, T_SEQ, D)))
+    h0 = xp.asarray(rng.standard_normal((N, H)))
+    Wx = xp.asarray(rng.standard_normal((D, 4 * H)) / np.sqrt(D + H))
+    Wh = xp.asarray(rng.standard_normal((H, 4 * H)) / np.sqrt(D + H))
+    b = xp.asarray(rng.standard_normal(4 * H))
+    dh = xp.asarray(rng.standard_normal((N, T_SEQ, H)))
+    h, cache = lstm_forward(x, h0, Wx, Wh, b, literal_eq13)
+    assert h.shape == (N, T_SEQ, H)
+    dx, dh0, grads = lstm_backward(dh, cache)
+    forward = lambda x, h0, Wx, Wh, b: lstm_forward(x, h0, Wx, Wh, b, literal_eq13)[0]  # noqa: E731
+    check_gradients(in_long_double(forward, x, h0, Wx, Wh, b), {"x": x, "h0": h0, "Wx": Wx, "Wh": Wh, "b": b},
+                    {"x": dx, "h0": dh0, **grads}, dh, bound=BOUND)
 
 
 # --- the decoder with direct attention: eq. (14), feedback of y_{t-1}, full BPTT ----------

@@ -10,7 +10,7 @@ or tinynet.optim computes, in one pass over memory instead of many temporaries.
 
 The kernels over image planes (im2col, col2im, pooling, the layout copies) share the planes
 out over Numba's threads (prange) where the products are tinynet's own (OWN_PRODUCTS:
-tinynet.kernels.numba_gemm on CPUs with AVX-512), and nothing else competes for the cores.
+tinynet.accel.cpu.numba_gemm on CPUs with AVX-512), and nothing else competes for the cores.
 Where the products are OpenBLAS's, its idle workers keep spinning for a while after each
 product, and a parallel kernel fights them for the cores (a CNN-LSTM step 0.15 s serial,
 1.13 s parallel, measured on 2 cores): there they compile serial (prange is then range).

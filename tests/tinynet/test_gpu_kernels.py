@@ -1,11 +1,11 @@
-"""tinynet.kernels.cuda_fused and cuda_graph: every fused CuPy kernel computes what its NumPy
-twin computes (to the rounding of the device's tanh and sqrt), and a step replayed from a
+"""tinynet.accel.gpu: every fused CuPy kernel computes what its NumPy reference
+computes (to the rounding of the device's tanh and sqrt), and a step replayed from a
 CUDA graph computes what the same step called eagerly computes. All need CuPy and a device."""
 
 import numpy as np
 import pytest
 
-import tinynet.kernels as kernels
+from tinynet import dispatch
 from test_kernels import CONV_CASES, POOL_CASES
 from tinynet.backend import gpu_unavailable_reason
 from tinynet.functional.conv import col2im, im2col
@@ -42,14 +42,18 @@ def assert_close(actual_gpu, expected, dtype):
     assert normwise_error(actual, expected) < RTOL[dtype]
 
 
-def test_gpu_kernels_serve_float_cupy_arrays_only(cp, monkeypatch):
-    monkeypatch.setattr(kernels, "ENABLED", True)
-    assert kernels.gpu_kernels(cp.zeros(3, cp.float32), cp.zeros(2)) is not None
-    assert kernels.gpu_kernels(np.zeros(3, np.float32)) is None  # NumPy arrays: the Numba kernels
-    assert kernels.gpu_kernels(cp.zeros(3, cp.float32), np.zeros(3, np.float32)) is None
-    assert kernels.gpu_kernels(cp.zeros(3, cp.float16)) is None
-    monkeypatch.setattr(kernels, "ENABLED", False)
-    assert kernels.gpu_kernels(cp.zeros(3, cp.float32)) is None
+def test_gpu_twins_serve_float_cupy_arrays_only(cp):
+    from tinynet import accel
+
+    assert accel.cupy_float(cp.zeros(3, cp.float32), cp.zeros(2))
+    assert not accel.cupy_float(np.zeros(3, np.float32))  # NumPy arrays: the Numba kernels
+    assert not accel.cupy_float(cp.zeros(3, cp.float32), np.zeros(3, np.float32))
+    assert not accel.cupy_float(cp.zeros(3, cp.float16))
+    assert not accel.cupy_one_dtype(cp.zeros(3, cp.float32), cp.zeros(2))
+    for twins in accel.TWINS.values():  # every GPU twin imports
+        for _, spec in twins:
+            if spec.startswith("gpu."):
+                assert callable(dispatch.load_twin(spec))
 
 
 @pytest.mark.parametrize("literal_eq13", [False, True])
@@ -57,10 +61,10 @@ def test_gpu_kernels_serve_float_cupy_arrays_only(cp, monkeypatch):
 def test_eq12_eq13_lstm_cell_kernels_match_numpy(cp, rng, monkeypatch, dtype, literal_eq13):
     a = rng.standard_normal((N, 4 * H)).astype(dtype)
     c_prev, dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(3))
-    monkeypatch.setattr(kernels, "ENABLED", False)  # the plain NumPy twin on the host, not Numba
+    monkeypatch.setattr(dispatch, "ENABLED", False)  # the plain NumPy twin on the host, not Numba
     h, c, cache = lstm_cell_forward(a.copy(), c_prev, literal_eq13)
     da, dc_prev = lstm_cell_backward(dh, dc, cache)
-    monkeypatch.setattr(kernels, "ENABLED", True)
+    monkeypatch.setattr(dispatch, "ENABLED", True)
     h_gpu, c_gpu, cache_gpu = lstm_cell_forward(cp.asarray(a), cp.asarray(c_prev), literal_eq13)
     da_gpu, dc_prev_gpu = lstm_cell_backward(cp.asarray(dh), cp.asarray(dc), cache_gpu)
 
@@ -71,14 +75,16 @@ def test_eq12_eq13_lstm_cell_kernels_match_numpy(cp, rng, monkeypatch, dtype, li
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lstm_cell_kernels_read_strided_gates(cp, rng, monkeypatch, dtype):
-    """A sequence layer may hand the cell one time step of an (N, T, 4H) array: a strided view."""
-    monkeypatch.setattr(kernels, "ENABLED", False)
+    """The buffered decoder's cell writes its activated gates over a strided view of its input."""
+    from tinynet.accel.decoder_buffered import lstm_cell_forward_over_input
+
+    monkeypatch.setattr(dispatch, "ENABLED", False)
     a_seq = rng.standard_normal((N, 3, 4 * H)).astype(dtype)
     c_prev = rng.standard_normal((N, H)).astype(dtype)
     h, c, cache = lstm_cell_forward(a_seq[:, 1].copy(), c_prev)
-    monkeypatch.setattr(kernels, "ENABLED", True)
+    monkeypatch.setattr(dispatch, "ENABLED", True)
     a_seq_gpu = cp.asarray(a_seq)
-    h_gpu, c_gpu, cache_gpu = lstm_cell_forward(a_seq_gpu[:, 1], cp.asarray(c_prev))
+    h_gpu, c_gpu, cache_gpu = lstm_cell_forward_over_input(a_seq_gpu[:, 1], cp.asarray(c_prev))
     assert_close(h_gpu, h, dtype)
     assert_close(c_gpu, c, dtype)
     assert_close(a_seq_gpu[:, 1], cache[0], dtype)  # the activated gates were written in place
@@ -91,12 +97,12 @@ def test_adam_kernel_matches_plain_update_over_steps(cp, rng, monkeypatch, dtype
     params = {name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
     grads_per_step = [{name: rng.standard_normal(shape).astype(dtype) for name, shape in shapes.items()}
                       for _ in range(4)]
-    monkeypatch.setattr(kernels, "ENABLED", False)
+    monkeypatch.setattr(dispatch, "ENABLED", False)
     plain_params = {name: p.copy() for name, p in params.items()}
     plain = Adam(lr=1e-2)
     for grads in grads_per_step:
         plain.step(plain_params, grads)  # the NumPy twin on the host
-    monkeypatch.setattr(kernels, "ENABLED", True)
+    monkeypatch.setattr(dispatch, "ENABLED", True)
     gpu_params = {name: cp.asarray(p) for name, p in params.items()}
     fused = Adam(lr=1e-2)
     for grads in grads_per_step:
@@ -114,7 +120,7 @@ def test_fused_parameter_update_matches_its_plain_twin(cp, rng, monkeypatch, dty
     """tinynet.optim.update_parameters over three steps: eq. (17), clipping, Adam and the
     weight average in two kernels on the GPU (a tensor over several chunks, biases without
     eq. 17's term) against the four plain functions on the host."""
-    from tinynet.kernels import cuda_update
+    from tinynet.accel.gpu import update as cuda_update
     from tinynet.optim import WeightAverage, update_parameters
 
     shapes = {"W": (70, 61), "b": (61,), "V": (3, 5), "c": (1,)}
@@ -131,7 +137,7 @@ def test_fused_parameter_update_matches_its_plain_twin(cp, rng, monkeypatch, dty
     monkeypatch.setattr(cuda_update, "update_all", counted)
     results = {}
     for device in ("cpu", "gpu"):
-        monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+        monkeypatch.setattr(dispatch, "ENABLED", device == "gpu")
         xp = cp if device == "gpu" else np
         current = {name: xp.array(p) for name, p in params.items()}
         optimizer, average = Adam(lr=1e-2), WeightAverage(current, decay=0.5) if with_average else None
@@ -155,7 +161,7 @@ def test_fused_parameter_update_matches_its_plain_twin(cp, rng, monkeypatch, dty
 
 def test_adam_kernel_takes_device_scalars(cp, rng):
     """0-d device arrays for step and eps_hat (what a captured graph needs) act as the floats."""
-    from tinynet.kernels import cuda_fused
+    from tinynet.accel.gpu import fused as cuda_fused
 
     param, grad = (cp.asarray(rng.standard_normal(9)) for _ in range(2))
     twin = param.copy()
@@ -178,7 +184,7 @@ def test_clip_and_l2_kernels_match_numpy(cp, rng, monkeypatch, dtype, scale):
     weights = {"w": rng.standard_normal((37, 70)).astype(dtype), "v": rng.standard_normal((9, 24)).astype(dtype)[:, ::2]}
     results = {}
     for device in ("cpu", "gpu"):
-        monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+        monkeypatch.setattr(dispatch, "ENABLED", device == "gpu")
         put = cp.asarray if device == "gpu" else np.array
         device_grads = {name: put(g) for name, g in grads.items()}
         device_grads["v"] = put(np.zeros((9, 24), dtype))[:, ::2]
@@ -197,9 +203,9 @@ def test_eq05_im2col_col2im_kernels_match_numpy(cp, rng, monkeypatch, dtype, sha
     x = rng.standard_normal(shape).astype(dtype)
     dcols = rng.standard_normal((shape[1] * kh * kw, shape[0] * output_size(shape[2], kh, stride, pad)
                                  * output_size(shape[3], kw, stride, pad))).astype(dtype)
-    monkeypatch.setattr(kernels, "ENABLED", False)
+    monkeypatch.setattr(dispatch, "ENABLED", False)
     cols_twin, dx_twin = im2col(x, kh, kw, stride, pad), col2im(dcols, shape, kh, kw, stride, pad)
-    monkeypatch.setattr(kernels, "ENABLED", True)
+    monkeypatch.setattr(dispatch, "ENABLED", True)
     cols, dx = im2col(cp.asarray(x), kh, kw, stride, pad), col2im(cp.asarray(dcols), shape, kh, kw, stride, pad)
     assert cols.dtype == dtype and np.array_equal(cp.asnumpy(cols), cols_twin)
     assert dx.dtype == dtype and np.array_equal(cp.asnumpy(dx), dx_twin)
@@ -210,11 +216,11 @@ def test_eq05_im2col_col2im_kernels_match_numpy(cp, rng, monkeypatch, dtype, sha
 def test_eq06_maxpool_kernels_match_numpy(cp, rng, monkeypatch, dtype, shape, size, stride):
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[::7] = x.flat[1]  # ties too: the first maximum in row-major order wins in both
-    monkeypatch.setattr(kernels, "ENABLED", False)
+    monkeypatch.setattr(dispatch, "ENABLED", False)
     y_twin, cache_twin = maxpool2d_forward(x, size, stride)
     dy = rng.standard_normal(y_twin.shape).astype(dtype)
     dx_twin, _ = maxpool2d_backward(dy, cache_twin)
-    monkeypatch.setattr(kernels, "ENABLED", True)
+    monkeypatch.setattr(dispatch, "ENABLED", True)
     y, cache = maxpool2d_forward(cp.asarray(x), size, stride)
     dx, _ = maxpool2d_backward(cp.asarray(dy), cache)
     assert np.array_equal(cp.asnumpy(y), y_twin) and np.array_equal(cp.asnumpy(cache[1]), cache_twin[1])
@@ -243,8 +249,8 @@ def _decoder_step_arrays(rng, dtype, N, H, D, bottom):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_eq08_eq13_decoder_layer_step_kernels_match_numpy(cp, rng, monkeypatch, dtype, bottom, literal_eq13):
     """One fused kernel each way: the step's product, the cell and where h goes, and the backward
-    down to the step input, against tinynet.functional.decoder's NumPy twin."""
-    from tinynet.functional.decoder import lstm_layer_step_backward, lstm_layer_step_forward
+    down to the step input, against the buffered decoder's NumPy steps (tinynet.accel.decoder_buffered)."""
+    from tinynet.accel.decoder_buffered import lstm_layer_step_backward, lstm_layer_step_forward
 
     for N, H, D in DECODER_SIZES:
         step_input, W, c_prev, a_fixed, mask = _decoder_step_arrays(rng, dtype, N, H, D, bottom)
@@ -254,7 +260,7 @@ def test_eq08_eq13_decoder_layer_step_kernels_match_numpy(cp, rng, monkeypatch, 
             step_mask = mask if use_mask else None
             results = {}
             for device in ("cpu", "gpu"):
-                monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+                monkeypatch.setattr(dispatch, "ENABLED", device == "gpu")
                 put = cp.asarray if device == "gpu" else np.asarray
                 xp = cp if device == "gpu" else np
                 h_buffer, up_buffer = xp.full((N, 2 * H + 1), -7, dtype), xp.full((N, H + 3), -7, dtype)
@@ -275,7 +281,7 @@ def test_eq08_eq13_decoder_layer_step_kernels_match_numpy(cp, rng, monkeypatch, 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_eq14_output_row_kernels_match_numpy(cp, rng, monkeypatch, dtype):
-    from tinynet.functional.decoder import output_row_backward, output_row_forward
+    from tinynet.accel.decoder_buffered import output_row_backward, output_row_forward
 
     for N, H, D in DECODER_SIZES:
         top = rng.standard_normal((N, H)).astype(dtype)
@@ -284,7 +290,7 @@ def test_eq14_output_row_kernels_match_numpy(cp, rng, monkeypatch, dtype):
         for last_step in (False, True):
             results = {}
             for device in ("cpu", "gpu"):
-                monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+                monkeypatch.setattr(dispatch, "ENABLED", device == "gpu")
                 put = cp.asarray if device == "gpu" else np.asarray
                 xp = cp if device == "gpu" else np
                 y, feedback_buffer = xp.empty((N, D), dtype), xp.full((N, D + 5), -7, dtype)
@@ -297,16 +303,16 @@ def test_eq14_output_row_kernels_match_numpy(cp, rng, monkeypatch, dtype):
 
 
 def test_decoder_on_the_gpu_matches_the_cpu(cp, rng, monkeypatch):
-    """The whole decoder (its fused steps in float64, dropout on) against the NumPy twin; on
-    the GPU the weight gradients come from the side stream (kernels.beside)."""
-    from tinynet.kernels import InPlace, beside
+    """The whole decoder (the buffered twin's fused steps in float64, dropout on) against the
+    plain reference on the host; on the GPU the weight gradients come from the side stream
+    (dispatch.side_stream)."""
     from tinynet.layers import LSTMDecoder
 
     x_rows, v = rng.random((6, 28, 28)), rng.standard_normal((6, 100))
     dy = rng.standard_normal((6, 28, 28))
     results = {}
     for device in ("cpu", "gpu"):
-        monkeypatch.setattr(kernels, "ENABLED", device == "gpu")
+        monkeypatch.setattr(dispatch, "ENABLED", device == "gpu")
         decoder = LSTMDecoder(hidden_size=24, num_layers=3, rng=np.random.default_rng(5), dropout=0.3,
                               dtype=np.float64)
         put = cp.asarray if device == "gpu" else np.asarray
@@ -314,8 +320,10 @@ def test_decoder_on_the_gpu_matches_the_cpu(cp, rng, monkeypatch):
             decoder.to(cp)
         decoder.masks.counter_on_cpu = device == "cpu"
         y = decoder.forward(put(x_rows), put(v), train=True)
-        dx_rows, dv = decoder.backward(put(dy))
-        assert isinstance(beside(put(dy)), InPlace) == (device == "cpu")
+        side = dispatch.side_stream(put(dy))
+        assert isinstance(side, dispatch.RunAtOnce) == (device == "cpu")
+        dx_rows, dv = decoder.backward_through_time(put(dy), side)
+        side.join()
         results[device] = [y, dx_rows, dv] + [decoder.grads[key] for key in sorted(decoder.grads)]
     for actual, expected in zip(results["gpu"], results["cpu"]):
         assert_close(actual, expected, np.float64)
@@ -329,7 +337,7 @@ GEMM_SHAPES = [(1, 1, 1), (5, 3, 7), (100, 512, 257), (37, 70, 2900), (32, 25, 9
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_kernel_matches_cublas(cp, rng, dtype, layout):
     """Every shape class: one tile, 32- and 64-wide tiles, split K, transposed (strided) views."""
-    from tinynet.kernels.cuda_fused import matmul
+    from tinynet.accel.gpu.fused import matmul
 
     for M, N, K in GEMM_SHAPES:
         a = cp.asarray(rng.standard_normal((K, M) if layout[0] == "t" else (M, K)).astype(dtype))
@@ -343,8 +351,8 @@ def test_gemm_kernel_matches_cublas(cp, rng, dtype, layout):
 @pytest.mark.parametrize("layout", ["nn", "tn", "nt", "tt"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cublas_called_directly_matches_cupy(cp, rng, dtype, layout):
-    """The product a captured step uses (tinynet.kernels.cuda_blas), here outside a capture."""
-    from tinynet.kernels import cuda_blas
+    """The product a captured step uses (tinynet.accel.gpu.blas), here outside a capture."""
+    from tinynet.accel.gpu import blas as cuda_blas
 
     if not cuda_blas.prepare():
         pytest.skip("cuBLAS's C API cannot serve captures here (CUDA < 12.2 or ROCm): the GEMM kernel does")
@@ -361,7 +369,7 @@ def test_cublas_called_directly_matches_cupy(cp, rng, dtype, layout):
 
 
 def test_gemm_kernel_reads_row_slices_and_empty_k(cp, rng):
-    from tinynet.kernels.cuda_fused import matmul
+    from tinynet.accel.gpu.fused import matmul
 
     big = cp.asarray(rng.standard_normal((6, 10, 9)))
     a, b = big[2, :, 1:8], big[4, 2:9, :]  # non-contiguous rows
@@ -371,7 +379,7 @@ def test_gemm_kernel_reads_row_slices_and_empty_k(cp, rng):
 
 def test_counter_random_matches_its_numpy_twin_bit_for_bit(cp):
     from tinynet.functional.dropout import counter_uniform
-    from tinynet.kernels.cuda_fused import CounterRandom
+    from tinynet.accel.gpu.fused import CounterRandom
 
     generator = CounterRandom(12345)
     first, second = generator.random((3, 50)), generator.random((7,))
@@ -384,7 +392,7 @@ def test_counter_random_matches_its_numpy_twin_bit_for_bit(cp):
 
 def test_captured_step_replays_match_eager_calls(cp, rng):
     from tinynet.functional.matmul import matmul
-    from tinynet.kernels.cuda_graph import CapturedStep
+    from tinynet.accel.gpu.graph import CapturedStep
 
     W = cp.asarray(rng.standard_normal((4, 3)))
     batches = [rng.standard_normal((5, 4)) for _ in range(5)]
@@ -407,35 +415,10 @@ def test_captured_step_replays_match_eager_calls(cp, rng):
 
 
 def test_captured_step_falls_back_to_eager_on_a_host_sync(cp, capsys):
-    from tinynet.kernels.cuda_graph import CapturedStep
+    from tinynet.accel.gpu.graph import CapturedStep
 
     x = cp.ones(3)
     captured = CapturedStep(lambda: float(x.sum()), warmup=0)
     assert captured.launch() == 3.0  # ran eagerly after the failed capture
     assert not captured.captured and "capture failed" in captured.failure
     assert "capture failed" in capsys.readouterr().err
-
-
-def test_trainer_replaying_a_cuda_graph_matches_eager_steps(cp):
-    """Same data, same dropout seeds, same schedule: the graph-replayed run and the eager
-    run hold the same weights after the warm-up, the capture and several replays."""
-    from mnist_half.data import Dataset
-    from mnist_half.train import DEFAULTS, PRESETS, Trainer
-
-    images = np.random.default_rng(0).random((40, 28, 28), dtype=np.float32)
-    digits = Dataset(images, np.zeros(40, np.int64), "test")
-    config = {**DEFAULTS, **PRESETS["quick"], "hidden": 8, "layers": 2, "batch_size": 6, "eval_digits": 4,
-              "warmup": 2, "iters": 20}
-    runs = {}
-    for graph in (False, True):
-        trainer = Trainer({**config, "cuda_graph": graph}, cp, digits, digits)
-        for _ in range(6):
-            trainer.step()
-        runs[graph] = (trainer.model.named_params(), trainer.pop_train_loss(), trainer)
-    assert runs[True][2].graph.captured and runs[False][2].graph is None
-    (eager, eager_loss, eager_trainer), (replayed, replayed_loss, replayed_trainer) = runs[False], runs[True]
-    assert abs(eager_loss - replayed_loss) < 1e-6
-    for name in eager:  # the weights, and their average (updated inside the graph)
-        assert normwise_error(cp.asnumpy(replayed[name]), cp.asnumpy(eager[name])) < 1e-5, name
-        assert normwise_error(cp.asnumpy(replayed_trainer.average.average[name]),
-                              cp.asnumpy(eager_trainer.average.average[name])) < 1e-5, name

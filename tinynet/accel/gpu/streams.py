@@ -9,7 +9,7 @@ side stream. Inside a CUDA graph capture the forks and the join become the graph
 and both branches are captured.
 
 Two rules keep this safe. Products on the side stream use a cuBLAS handle of their own
-(kernels.cuda_blas keeps one per stream): where that is not possible, fn() runs in place,
+(accel.gpu.blas keeps one per stream): where that is not possible, fn() runs in place,
 on the current stream. And whatever fn() reads must stay referenced until the join: CuPy's
 memory pool hands a freed block to the next allocation of the stream that allocated it,
 which would then overwrite it while the side stream still reads it (fn's owner keeps its
@@ -20,7 +20,7 @@ import functools
 
 import cupy
 
-from . import cuda_blas
+from . import blas
 
 
 @functools.lru_cache(maxsize=None)
@@ -34,14 +34,14 @@ class SideStream:
 
     def __init__(self):
         self.origin = cupy.cuda.get_current_stream()
-        self.stream = _side_stream(cupy.cuda.Device().id) if cuda_blas.prepare() else None
+        self.stream = _side_stream(cupy.cuda.Device().id) if blas.prepare() else None
 
     def run(self, fn):
         if self.stream is None:
             return fn()
         self.stream.wait_event(self.origin.record())
         with self.stream:
-            cuda_blas.prepare()  # the side stream's handle, made on the first (eager) call
+            blas.prepare()  # the side stream's handle, made on the first (eager) call
             fn()
 
     def join(self):

@@ -1,6 +1,6 @@
-"""tinynet.kernels: every Numba kernel computes what its NumPy reference twin computes
+"""tinynet.accel's CPU twins: every Numba kernel computes what its NumPy reference computes
 (exactly where the maths is a copy, a max or a sum in the same order; to float rounding
-where the float32 tanh approximation enters), alone and inside the whole models."""
+where the float32 tanh approximation enters), and the dispatch picks the twins it should."""
 
 import os
 import subprocess
@@ -10,19 +10,21 @@ import numpy as np
 import pytest
 
 import tinynet.functional.conv as conv
-import tinynet.kernels as kernels
-from mnist_half.models import build_model
+from tinynet import dispatch
 from tinynet.functional.conv import col2im, conv2d_backward, conv2d_forward, im2col
 from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
 from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward
 from tinynet.layers import Conv2D
 from tinynet.optim import Adam
 
+accel = pytest.importorskip("tinynet.accel", reason="the accelerated twins (tinynet.accel) are absent")
+cpu_conv = pytest.importorskip("tinynet.accel.cpu.conv", reason="Numba is not usable")
+numba_kernels = pytest.importorskip("tinynet.accel.cpu.numba_kernels", reason="Numba is not usable")
+pytestmark = pytest.mark.skipif(not dispatch.ENABLED, reason="TINYNET_NUMPY=1 switches the twins off")
+
 DTYPES = (np.float32, np.float64)
 # the float32 tanh approximation is a few ulp from NumPy's; float64 uses the C library's tanh
 CELL_RTOL = {np.float32: 2e-6, np.float64: 1e-14}
-# whole models: the cell's rounding differences travel through every step and layer
-MODEL_TOLERANCE = {np.float32: 1e-4, np.float64: 1e-12}
 
 # (x shape, kh, kw, stride, pad): odd, non-square images and kernels, with and without padding
 CONV_CASES = [
@@ -35,88 +37,114 @@ CONV_CASES = [
 POOL_CASES = [((2, 3, 7, 5), 2, 2), ((2, 2, 7, 6), 3, 2), ((1, 2, 5, 6), 2, 1)]
 
 
-def with_kernels(enabled, function, *args, monkeypatch):
-    monkeypatch.setattr(kernels, "ENABLED", enabled)
-    return function(*args)
-
-
-def both_paths(function, *args, monkeypatch):
-    """(function(*args) through the Numba kernels, the same through the NumPy twin)."""
-    return (with_kernels(True, function, *args, monkeypatch=monkeypatch),
-            with_kernels(False, function, *args, monkeypatch=monkeypatch))
+def both_paths(function, *args):
+    """(function(*args) through the twins, the same through the plain reference)."""
+    with dispatch.reference_only():
+        reference = function(*args)
+    assert dispatch.ENABLED
+    return function(*args), reference
 
 
 def normwise_error(actual, expected):
     return float(np.abs(actual - expected).max() / np.abs(expected).max())
 
 
-def test_kernels_serve_float_numpy_arrays_only(monkeypatch):
-    monkeypatch.setattr(kernels, "ENABLED", True)
-    assert kernels.cpu_kernels(np.zeros(3, np.float32), np.zeros(2)) is not None
-    assert kernels.cpu_kernels(np.zeros(3, np.longdouble)) is None  # the gradient checks' twins
-    assert kernels.cpu_kernels(np.zeros(3, np.int16)) is None
-    assert kernels.cpu_kernels([1.0, 2.0]) is None
-    monkeypatch.setattr(kernels, "ENABLED", False)
-    assert kernels.cpu_kernels(np.zeros(3, np.float32)) is None
+def test_twins_serve_float_numpy_arrays_only():
+    assert accel.numpy_float(np.zeros(3, np.float32), np.zeros(2), 3, None)
+    assert not accel.numpy_float(np.zeros(3, np.longdouble))  # the gradient checks' twins
+    assert not accel.numpy_float(np.zeros(3, np.int16))
+    assert not accel.numpy_float([1.0, 2.0])
+    assert not accel.numpy_float(2.0)
+    assert accel.numpy_float({"W": np.zeros(2)}) and not accel.numpy_float({"W": np.zeros(2, np.float16)})
+    assert not accel.cupy_float(np.zeros(3, np.float32))
 
 
-def test_side_work_of_numpy_arrays_runs_in_place():
-    """kernels.beside on the CPU: run() runs at once (the decoder's weight gradients then
+def test_every_twin_names_an_accelerated_reference_and_loads():
+    """TWINS keys are the names of @accelerated functions; every CPU twin imports and is
+    callable (the GPU ones import CuPy: tests/tinynet/test_gpu_kernels.py)."""
+    import tinynet.accel.decoder_buffered
+    import tinynet.functional.decoder
+    import tinynet.functional.dropout
+    import tinynet.functional.losses
+    import tinynet.functional.matmul
+    import tinynet.optim.adam
+    import tinynet.optim.clip
+    import tinynet.optim.update
+
+    modules = [conv, tinynet.functional.decoder, tinynet.functional.dropout, tinynet.functional.losses,
+               tinynet.functional.matmul, tinynet.optim.adam, tinynet.optim.clip, tinynet.optim.update,
+               tinynet.accel.decoder_buffered, dispatch, sys.modules["tinynet.functional.lstm"],
+               sys.modules["tinynet.functional.pool"]]
+    decorated = {f.reference_name for m in modules for f in vars(m).values() if hasattr(f, "reference_name")}
+    assert set(accel.TWINS) == decorated
+    for twins in accel.TWINS.values():
+        for accepts, spec in twins:
+            assert callable(accepts)
+            if not spec.startswith("gpu."):
+                assert callable(dispatch.load_twin(spec))
+
+
+def test_side_work_of_numpy_arrays_runs_at_once():
+    """dispatch.side_stream on the CPU: run() runs at once (the decoder's weight gradients then
     follow its sweep in order); join() has nothing to wait for."""
     order = []
-    side = kernels.beside(np.zeros(2, np.float32))
-    assert isinstance(side, kernels.InPlace)
+    side = dispatch.side_stream(np.zeros(2, np.float32))
+    assert isinstance(side, dispatch.RunAtOnce)
     side.run(lambda: order.append("side"))
     order.append("caller")
     side.join()
     assert order == ["side", "caller"]
 
 
+def test_reference_only_runs_the_plain_body():
+    x = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    with dispatch.reference_only():
+        assert not dispatch.ENABLED
+        np.testing.assert_array_equal(im2col(x, 2, 2, 1, 0), im2col.reference(x, 2, 2, 1, 0))
+    assert dispatch.ENABLED
+
+
 @pytest.mark.parametrize("value, enabled", [("1", False), ("", True)])
 def test_tinynet_numpy_environment_variable(value, enabled):
     env = {**os.environ, "TINYNET_NUMPY": value}
-    code = "import tinynet.kernels as k; print(k.ENABLED)"
+    code = "import tinynet.dispatch as d; print(d.ENABLED)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(enabled)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, kh, kw, stride, pad", CONV_CASES)
-def test_eq05_im2col_col2im_kernels_match_numpy(rng, monkeypatch, dtype, shape, kh, kw, stride, pad):
+def test_eq05_im2col_col2im_kernels_match_numpy(rng, dtype, shape, kh, kw, stride, pad):
     x = rng.standard_normal(shape).astype(dtype)
-    cols, cols_twin = both_paths(im2col, x, kh, kw, stride, pad, monkeypatch=monkeypatch)
+    cols, cols_twin = both_paths(im2col, x, kh, kw, stride, pad)
     assert cols.dtype == dtype and np.array_equal(cols, cols_twin)
     dcols = rng.standard_normal(cols.shape).astype(dtype)
-    dx, dx_twin = both_paths(col2im, dcols, shape, kh, kw, stride, pad, monkeypatch=monkeypatch)
+    dx, dx_twin = both_paths(col2im, dcols, shape, kh, kw, stride, pad)
     assert dx.dtype == dtype and np.array_equal(dx, dx_twin)  # same sums in the same order
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(2, 3, 7, 5), (1, 4, 2, 9)])
-def test_eq05_layout_kernels_match_numpy(rng, monkeypatch, dtype, shape):
-    """images (N, C, H, W) <-> rows (C, N*H*W) around the convolutions' products: copies, so exact."""
+def test_eq05_layout_kernels_match_numpy(rng, dtype, shape):
+    """images (N, C, H, W) <-> rows (C, N*H*W) around the chunked convolutions' products:
+    copies, so exact."""
     x = rng.standard_normal(shape).astype(dtype)
-    rows, rows_twin = both_paths(conv.images_to_rows, x, monkeypatch=monkeypatch)
-    assert rows.dtype == dtype and np.array_equal(rows, rows_twin)
-
-    def back_to_images(rows):
-        out = np.empty_like(x)
-        conv.rows_into_images(rows, out)
-        return out
-
-    images, images_twin = both_paths(back_to_images, rows, monkeypatch=monkeypatch)
-    assert np.array_equal(images, x) and np.array_equal(images_twin, x)
+    rows = numba_kernels.images_to_rows(x)
+    assert rows.dtype == dtype and np.array_equal(rows, conv.images_to_rows(x))
+    images = np.empty_like(x)
+    numba_kernels.rows_into_images(rows, images)
+    assert np.array_equal(images, x) and np.array_equal(conv.rows_to_images(rows, shape[0]).reshape(shape), x)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape, size, stride", POOL_CASES)
-def test_eq06_maxpool_kernels_match_numpy(rng, monkeypatch, dtype, shape, size, stride):
+def test_eq06_maxpool_kernels_match_numpy(rng, dtype, shape, size, stride):
     x = rng.standard_normal(shape).astype(dtype)
     x.flat[::7] = x.flat[1]  # ties too: the first maximum in row-major order wins in both
-    (y, cache), (y_twin, cache_twin) = both_paths(maxpool2d_forward, x, size, stride, monkeypatch=monkeypatch)
+    (y, cache), (y_twin, cache_twin) = both_paths(maxpool2d_forward, x, size, stride)
     assert np.array_equal(y, y_twin) and np.array_equal(cache[1], cache_twin[1])
     dy = rng.standard_normal(y.shape).astype(dtype)
-    (dx, _), (dx_twin, _) = both_paths(maxpool2d_backward, dy, cache, monkeypatch=monkeypatch)
+    (dx, _), (dx_twin, _) = both_paths(maxpool2d_backward, dy, cache)
     assert dx.dtype == dtype
     if stride >= size:
         assert np.array_equal(dx, dx_twin)
@@ -126,24 +154,24 @@ def test_eq06_maxpool_kernels_match_numpy(rng, monkeypatch, dtype, shape, size, 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("literal_eq13", [False, True])
-def test_eq08_eq13_lstm_cell_kernels_match_numpy(rng, monkeypatch, dtype, literal_eq13):
+def test_eq08_eq13_lstm_cell_kernels_match_numpy(rng, dtype, literal_eq13):
     N, H = 5, 7
     a = (3 * rng.standard_normal((N, 4 * H))).astype(dtype)  # into the saturated tails too
     c_prev, dh, dc = rng.standard_normal((3, N, H)).astype(dtype)
-    forward = lambda: lstm_cell_forward(a.copy(), c_prev, literal_eq13)  # the cell overwrites a
-    (h, c, cache), (h_twin, c_twin, cache_twin) = both_paths(forward, monkeypatch=monkeypatch)
+    a_before = a.copy()
+    (h, c, cache), (h_twin, c_twin, cache_twin) = both_paths(lstm_cell_forward, a, c_prev, literal_eq13)
+    assert np.array_equal(a, a_before)  # neither overwrites its input
     rtol = CELL_RTOL[dtype]
     for ours, twin in [(h, h_twin), (c, c_twin), (cache[0], cache_twin[0]), (cache[2], cache_twin[2])]:
         assert ours.dtype == dtype
         np.testing.assert_allclose(ours, twin, rtol=rtol, atol=rtol)
-    (da, dc_prev), (da_twin, dc_prev_twin) = both_paths(lstm_cell_backward, dh, dc, cache_twin,
-                                                        monkeypatch=monkeypatch)
+    (da, dc_prev), (da_twin, dc_prev_twin) = both_paths(lstm_cell_backward, dh, dc, cache_twin)
     np.testing.assert_allclose(da, da_twin, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(dc_prev, dc_prev_twin, rtol=rtol, atol=rtol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_adam_kernel_matches_numpy(rng, monkeypatch, dtype):
+def test_adam_kernel_matches_numpy(rng, dtype):
     params = {"W": rng.standard_normal((3, 5)).astype(dtype), "b": rng.standard_normal(7).astype(dtype)}
     grads = [{k: rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()} for _ in range(3)]
 
@@ -153,7 +181,7 @@ def test_adam_kernel_matches_numpy(rng, monkeypatch, dtype):
             optimizer.step(trained, g)
         return trained
 
-    ours, twin = both_paths(three_steps, monkeypatch=monkeypatch)
+    ours, twin = both_paths(three_steps)
     for key in params:
         assert ours[key].dtype == dtype and np.array_equal(ours[key], twin[key])
 
@@ -183,28 +211,11 @@ def test_eq05_conv_batch_chunks_match_one_chunk(rng, monkeypatch, chunk_bytes):
         dx_t, grads_t = conv.conv_transpose2d_backward(np.cos(y_t), cache_t)
         return [y, dx, *grads.values(), y_t, dx_t, *grads_t.values()]
 
-    monkeypatch.setattr(conv, "CPU_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(cpu_conv, "CPU_CHUNK_BYTES", chunk_bytes)
     chunked = passes()
-    monkeypatch.setattr(conv, "CPU_CHUNK_BYTES", 2**40)
+    monkeypatch.setattr(cpu_conv, "CPU_CHUNK_BYTES", 2**40)
     for ours, whole in zip(chunked, passes()):
         np.testing.assert_allclose(ours, whole, rtol=1e-13, atol=1e-13)
-
-
-def model_forward_backward(name, dtype):
-    """Output, input gradient and every parameter gradient of one training pass (dropout on)."""
-    rng = np.random.default_rng(5)
-    model = build_model(name, np.random.default_rng(3), {"hidden": 9, "layers": 3, "dropout": 0.25}, 0.2,
-                        dtype=dtype, input_grad=True)
-    x = rng.uniform(0.05, 0.95, (4, 28, 28)).astype(dtype)
-    y = model.forward(x, train=True)
-    dx = model.backward(rng.standard_normal(y.shape).astype(dtype))
-    return {"y": y, "dx": dx, **model.named_grads()}
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["cnn-lstm", "cnn-cnn"])
-def test_eq03_eq04_models_match_with_and_without_kernels(monkeypatch, dtype, name):
-    ours, twin = both_paths(model_forward_backward, name, dtype, monkeypatch=monkeypatch)
-    assert set(ours) == set(twin)
-    errors = {key: normwise_error(ours[key], twin[key]) for key in ours}
-    assert max(errors.values()) < MODEL_TOLERANCE[dtype], errors
+    with dispatch.reference_only():
+        for ours, reference in zip(chunked, passes()):
+            np.testing.assert_allclose(ours, reference, rtol=1e-12, atol=1e-13)

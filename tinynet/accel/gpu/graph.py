@@ -13,7 +13,7 @@ The contract for `step_fn` (a function of no arguments):
 - whatever changes from step to step lives in device arrays, never in Python floats: a
   Python scalar passed to a kernel is frozen into the graph. Adam's learning rate and bias
   corrections live in a device array (tinynet.optim.Optimizer.keep_scalars_on_device),
-  dropout's seed too (tinynet.kernels.cuda_fused.CounterRandom); both are updated outside
+  dropout's seed too (tinynet.accel.gpu.fused.CounterRandom); both are updated outside
   the graph, before each launch.
 - control flow in Python must not depend on values (it runs once, at capture).
 - its return value (e.g. the loss as a 0-d array) is captured too: `launch` returns the same
@@ -32,7 +32,7 @@ import sys
 import cupy
 import numpy as np
 
-from . import cuda_blas
+from . import blas
 
 
 class CapturedStep:
@@ -86,7 +86,7 @@ class CapturedStep:
 
     def _capture(self):
         """Record one call of step_fn into self.graph (nothing runs), or note why it failed."""
-        cuda_blas.prepare()  # cuBLAS's library and handle, loaded and made before the capture
+        blas.prepare()  # cuBLAS's library and handle, loaded and made before the capture
         self.stream.synchronize()
         self.stream.begin_capture()
         try:

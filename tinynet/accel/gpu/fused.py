@@ -1,16 +1,16 @@
 """Fused CuPy kernels for the GPU: each computes what a plain twin in tinynet.functional or
-tinynet.optim computes (and what the Numba kernel of numba_cpu computes, with the same
+tinynet.optim computes (and what the Numba kernel of numba_kernels computes, with the same
 signature), in one kernel launch instead of a dozen elementwise ones and their temporaries.
 
     lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
-    lstm_layer_step_*,          tinynet.functional.decoder (eqs. 8-14, one decoder step)
+    lstm_layer_step_*,          tinynet.accel.decoder_buffered (eqs. 8-14, one decoder step)
       output_row_*
     adam_update                 tinynet.optim.adam
     im2col, col2im              tinynet.functional.conv (eq. 5's columns)
     maxpool2d(_backward)        tinynet.functional.pool (eq. 6)
     clip_grad_norm, add_scaled  tinynet.optim.clip, tinynet.functional.losses (eq. 17)
     CounterRandom               tinynet.functional.dropout.counter_uniform
-    gpu_matmul, matmul          numpy's a @ b: cuBLAS called directly (kernels.cuda_blas),
+    gpu_matmul, matmul          numpy's a @ b: cuBLAS called directly (accel.gpu.blas),
                                 else tinynet's GEMM kernel inside a capture
                                 (tinynet.functional.matmul)
 
@@ -22,7 +22,7 @@ The kernels are built on first use and memoized (CuPy then compiles and caches t
 code per dtype). Constants are cast to T so that float32 stays float32.
 
 Nothing here synchronises with the host or allocates outside CuPy's memory pool, so the
-kernels can be captured in a CUDA graph (tinynet.kernels.cuda_graph).
+kernels can be captured in a CUDA graph (tinynet.accel.gpu.graph).
 """
 
 import functools
@@ -30,8 +30,8 @@ import functools
 import cupy
 import numpy as np
 
-from ..shapes import output_size
-from . import cuda_blas
+from ...shapes import output_size
+from . import blas
 
 # The cell of eqs. (8)-(13) at one position (n, k), shared by the elementwise cell kernels
 # and the fused decoder kernels. sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and
@@ -411,7 +411,7 @@ class CounterRandom:
 
 # Matrix product. CuPy refuses to call cuBLAS while a stream is being captured into a CUDA
 # graph ("calling cuBLAS API during stream capture is currently unsupported", CuPy 13 and
-# 14); where cuBLAS cannot be called through its C API instead (kernels.cuda_blas: CUDA
+# 14); where cuBLAS cannot be called through its C API instead (accel.gpu.blas: CUDA
 # older than 12.2, ROCm), a captured step multiplies with this kernel. Each block of 16 x 16
 # threads computes a TILE x TILE tile of C, each thread R x R of its entries, from tiles of
 # A and B staged in shared memory TK columns at a time. A and B are read through their
@@ -511,10 +511,10 @@ def gemm_plan(M, N, K, multiprocessors):
 
 
 def gpu_matmul(a, b):
-    """a @ b on the GPU: cuBLAS through its C API with a handle per stream (cuda_blas), the
+    """a @ b on the GPU: cuBLAS through its C API with a handle per stream (blas), the
     same call eagerly, inside a CUDA graph capture and on a side stream; where that is not
     possible, CuPy's product, or inside a capture tinynet's GEMM kernel."""
-    product = cuda_blas.gemm(a, b) if a.shape[1] > 0 else None
+    product = blas.gemm(a, b) if a.shape[1] > 0 else None
     if product is not None:
         return product
     return matmul(a, b) if cupy.cuda.get_current_stream().is_capturing() else a @ b
@@ -544,7 +544,7 @@ def matmul(a, b):
     return out
 
 
-# The decoder's steps (tinynet.functional.decoder), one kernel each. They are small
+# The decoder's steps (tinynet.accel.decoder_buffered), one kernel each. They are small
 # products (100 rows, K = 257 or 512) whose latency, not their arithmetic, is the cost, so
 # every kernel splits its sum over K between the SLICES rows of threads of a block (fewer
 # dependent loads per thread), then adds the slices' partial sums in shared memory.
@@ -764,7 +764,7 @@ def _row_stride(a):
 
 
 def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13):
-    """tinynet.functional.decoder.lstm_layer_step_forward in one kernel (C-contiguous
+    """tinynet.accel.decoder_buffered.lstm_layer_step_forward in one kernel (C-contiguous
     step_input and W; every array of one dtype). Returns c and the cell's cache."""
     N, K = step_input.shape
     H = c_prev.shape[1]
@@ -794,7 +794,7 @@ def _backward_shared_bytes(H, itemsize):
 
 
 def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out):
-    """tinynet.functional.decoder.lstm_layer_step_backward in one kernel (C-contiguous
+    """tinynet.accel.decoder_buffered.lstm_layer_step_backward in one kernel (C-contiguous
     W_input_T, da_out and cached gates; every array of one dtype). Returns d_input and dc_prev."""
     gates, c_prev, tanh_c, literal_eq13 = cache
     N, H = d_up.shape
@@ -815,7 +815,7 @@ def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_
 
 
 def output_row_forward(top, W, b, y_out, feedback_out):
-    """tinynet.functional.decoder.output_row_forward in one kernel (C-contiguous top and
+    """tinynet.accel.decoder_buffered.output_row_forward in one kernel (C-contiguous top and
     y_out; every array of one dtype)."""
     N, H = top.shape
     D = W.shape[1]
@@ -827,7 +827,7 @@ def output_row_forward(top, W, b, y_out, feedback_out):
 
 
 def output_row_backward(dy, dy_fed_back, y, W, dz_out):
-    """tinynet.functional.decoder.output_row_backward in one kernel (C-contiguous y, W and
+    """tinynet.accel.decoder_buffered.output_row_backward in one kernel (C-contiguous y, W and
     dz_out; every array of one dtype). Returns the gradient w.r.t. top (N, H)."""
     N, D = y.shape
     H = W.shape[0]

@@ -1,0 +1,1 @@
+"""CPU twins: Numba kernels for NumPy arrays (tinynet.accel.TWINS lists them)."""
