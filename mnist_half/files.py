@@ -276,14 +276,18 @@ def remove_stale_temporaries(folder, name):
 class RunLock:
     """An exclusive lock on a run folder (fcntl.flock on its .lock file, released when the
     process ends, however it ends); the file names the holder's process id, so a second
-    process refused the lock can say which process holds it."""
+    process refused the lock can say which process holds it. A folder that the lock created
+    and that holds nothing but the lock file when it is released (the command stopped
+    before writing anything) is removed again."""
 
     def __init__(self, folder):
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
         self.fd = None
+        self.created = False
 
     def acquire(self):
+        self.created = not self.folder.exists()
         make_folder(self.folder, "run folder")
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -302,9 +306,13 @@ class RunLock:
         return self
 
     def release(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        if self.fd is None:
+            return
+        if self.created and os.listdir(self.folder) == [LOCK_NAME]:
+            self.path.unlink()
+            self.folder.rmdir()
+        os.close(self.fd)
+        self.fd = None
 
     def __enter__(self):
         return self.acquire()

@@ -225,3 +225,12 @@ def test_a_run_folder_is_locked_against_a_second_process(tmp_path):
         assert other.returncode != 0
         assert f"in use by another training (process {os.getpid()})" in other.stderr
     files.RunLock(tmp_path / "run").acquire().release()  # free again once released
+
+
+def test_a_folder_the_lock_created_is_removed_if_nothing_else_was_written(tmp_path):
+    with files.RunLock(tmp_path / "empty"):
+        assert (tmp_path / "empty" / ".lock").exists()
+    assert not (tmp_path / "empty").exists()
+    with files.RunLock(tmp_path / "used"):
+        (tmp_path / "used" / "log.csv").write_text("x")
+    assert sorted(os.listdir(tmp_path / "used")) == [".lock", "log.csv"]
