@@ -18,7 +18,7 @@ DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 
 # `path.py: name, name2`, `path.py::name`, and `path.py`: `name`, `name2` (to the end of the clause)
 POINTER = re.compile(r"`([\w./-]+\.py)(?:::|:\s*)([^`]+)`")
-POINTER_THEN_NAMES = re.compile(r"`([\w./-]+\.py)`:\s*(.*?)(?:\.\s|\.$|;|\n\n)", re.S)
+POINTER_THEN_NAMES = re.compile(r"`([\w./-]+\.py)`:\s*(?=(.*?)(?:\.\s|\.$|;|\n\n))", re.S)
 IDENTIFIER = re.compile(r"`([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)`")
 PATH = re.compile(r"`((?:[\w.-]+/)+[\w.-]+\.(?:py|md|png|sh|toml))`")
 TEST_NAME = re.compile(r"\b(test_\w+)\b(?!\.py)")
@@ -51,6 +51,7 @@ def cited_pointers():
         for match in POINTER_THEN_NAMES.finditer(text):
             path, clause = match.groups()
             clause = re.split(r"`[\w./-]+\.py", clause)[0]  # up to the next file named
+            clause = re.sub(r"\([^()]*\)", "", clause)  # asides in parentheses name no definitions
             for name in IDENTIFIER.findall(clause):
                 yield doc.name, path, name
 
