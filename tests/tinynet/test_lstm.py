@@ -15,18 +15,17 @@ from tinynet import dispatch
 from tinynet.backend import to_numpy
 from tinynet.functional.lstm import (lstm_backward, lstm_cell_forward, lstm_forward, lstm_step_backward,
                                      lstm_step_forward)
-from tinynet.gradcheck import check_gradients, in_long_double, layer_in_long_double, long_double_is_wider
+from tinynet.gradcheck import check_gradients, in_long_double, layer_in_long_double
 from tinynet.layers import LSTMDecoder
 from tinynet.shapes import gate_blocks
 
 # worst relative error allowed: float64 analytic gradients against central differences
-# (eps 1e-6) of the same forward recomputed in long double (tinynet.gradcheck.in_long_double)
+# (eps 1e-6) of the same forward recomputed in long double (tinynet.gradcheck.in_long_double);
+# where long double is no wider than float64, norm-wise against gradcheck.FLOAT64_NORMWISE_BOUND
 BOUND = 1e-6
 N, D, V, H = 3, 5, 4, 7  # batch, row (x and y) size, thought vector size, hidden size
 INPUTS = ("x", "h_prev", "v", "y_prev")  # the four terms of eqs. (8)-(11)
 GATES = "ifgo"  # contiguous blocks of the 4H gate columns
-NEEDS_LONG_DOUBLE = pytest.mark.skipif(not long_double_is_wider(),
-                                       reason="np.longdouble is float64 on this platform")
 
 
 @pytest.fixture(autouse=True, params=["reference", "twins"])
@@ -108,31 +107,26 @@ def check_gate(xp, rng, gate):
     check_step_gradients(xp, rng, gate=gate)
 
 
-@NEEDS_LONG_DOUBLE
 def test_eq08_input_gate(xp, rng):
     """i_t = sigmoid(x W^xi + h W^hi + v W^vi + y W^yi + b^i), block 0."""
     check_gate(xp, rng, "i")
 
 
-@NEEDS_LONG_DOUBLE
 def test_eq09_forget_gate(xp, rng):
     """f_t = sigmoid(x W^xf + h W^hf + v W^vf + y W^yf + b^f), block 1."""
     check_gate(xp, rng, "f")
 
 
-@NEEDS_LONG_DOUBLE
 def test_eq10_output_gate(xp, rng):
     """o_t = sigmoid(x W^xo + h W^ho + v W^vo + y W^yo + b^o), block 3."""
     check_gate(xp, rng, "o")
 
 
-@NEEDS_LONG_DOUBLE
 def test_eq11_new_state_tanh(xp, rng):
     """C~_t = g_t = tanh(x W^xc + h W^hc + v W^vc + y W^yc + b^c), block 2."""
     check_gate(xp, rng, "g")
 
 
-@NEEDS_LONG_DOUBLE
 def test_eq12_cell_state(xp, rng):
     """c_t = f c_{t-1} + i g; its gradient alone (dh = 0) reaches c_{t-1}, every input and weight."""
     inputs, c_prev, weights, b = random_step(xp, rng)
@@ -142,7 +136,6 @@ def test_eq12_cell_state(xp, rng):
     check_step_gradients(xp, rng, through_h=False)
 
 
-@NEEDS_LONG_DOUBLE
 @pytest.mark.parametrize("literal_eq13", [False, True], ids=["standard", "as-printed"])
 def test_eq13_hidden_state_both_forms(xp, rng, literal_eq13):
     """h_t = o tanh(c_t) (standard), or i tanh(c_t) as the paper prints it; whole-step gradients
@@ -160,7 +153,6 @@ def test_eq13_hidden_state_both_forms(xp, rng, literal_eq13):
     check_step_gradients(xp, rng, literal_eq13=literal_eq13)
 
 
-@NEEDS_LONG_DOUBLE
 @pytest.mark.parametrize("literal_eq13", [False, True], ids=["standard", "as-printed"])
 def test_eq12_eq13_lstm_sequence_bptt_gradients(xp, rng, literal_eq13):
     """lstm_forward / lstm_backward: one layer over T steps, dh and dc carried back through
@@ -229,7 +221,6 @@ def test_eq14_decoder_output_matches_step_by_step(xp, rng, literal_eq13):
     np.testing.assert_allclose(to_numpy(decoder.forward(x_rows, v)), decoder_by_steps(decoder, x_rows, v), rtol=1e-12)
 
 
-@NEEDS_LONG_DOUBLE
 @pytest.mark.parametrize("literal_eq13", [False, True], ids=["standard", "as-printed"])
 def test_eq14_decoder_bptt_gradients(xp, rng, literal_eq13):
     """Eqs. (8)-(14) through time: the output layer, every LSTM weight, the image rows and
@@ -245,7 +236,6 @@ def test_eq14_decoder_bptt_gradients(xp, rng, literal_eq13):
                     {"x_rows": dx_rows, "v": dv, **decoder.named_grads()}, dy, bound=BOUND)
 
 
-@NEEDS_LONG_DOUBLE
 def test_eq14_decoder_bptt_gradients_with_dropout(xp, rng):
     """The same check in training mode with the paper's 25 % dropout going up: the masks
     are re-drawn from the same seed at every call, so the function is fixed. The long double
