@@ -11,7 +11,8 @@ GPU_REASON = gpu_unavailable_reason()
 def _xp_params():
     gpu = pytest.param(
         "gpu",
-        marks=[pytest.mark.gpu, pytest.mark.skipif(GPU_REASON is not None, reason=f"GPU variant skipped: {GPU_REASON}")],
+        marks=[pytest.mark.gpu,
+               pytest.mark.skipif(GPU_REASON is not None, reason=f"GPU variant skipped: {GPU_REASON}")],
     )
     return ["cpu", gpu]
 

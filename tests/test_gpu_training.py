@@ -25,8 +25,8 @@ def normwise_error(actual, expected):
 def test_trainer_replaying_a_cuda_graph_matches_eager_steps(cp):
     """Same data, same dropout seeds, same schedule: the graph-replayed run and the eager
     run hold the same weights after the warm-up, the capture and several replays."""
-    from mnist_half.data import Dataset
     from mnist_half.config import DEFAULTS, PRESETS
+    from mnist_half.data import Dataset
     from mnist_half.training import Trainer
 
     images = np.random.default_rng(0).random((40, 28, 28), dtype=np.float32)

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from tinynet.backend import to_numpy
-from tinynet.functional.conv import (conv2d_backward, conv2d_forward, conv_transpose2d_backward,
-                                     conv_transpose2d_forward)
+from tinynet.functional.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
 from tinynet.gradcheck import check_gradients
 from tinynet.layers import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Sequential
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from tinynet.backend import to_numpy
 from tinynet.functional import activations as act
 from tinynet.functional.dense import dense_backward, dense_forward
-from tinynet.backend import to_numpy
 from tinynet.gradcheck import check_gradients
 from tinynet.layers import Dense, Sequential, Tanh
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tinynet.backend import to_numpy
-from tinynet.functional.dropout import MaskSource, make_rng, counter_uniform, dropout_backward, dropout_forward
+from tinynet.functional.dropout import MaskSource, counter_uniform, dropout_backward, dropout_forward, make_rng
 from tinynet.gradcheck import check_gradients
 from tinynet.layers import Dropout
 

@@ -204,6 +204,7 @@ def test_conv_transpose2d_direct_and_by_columns_agree(rng):
     by_columns = columns_path(conv.conv_transpose2d_backward, dy, cache)
     forward = [conv.conv_transpose2d_forward(x, weights, bias, 2, 2, 1)[0],
                columns_path(conv.conv_transpose2d_forward, x, weights, bias, 2, 2, 1)[0]]
-    pairs = [forward, (direct_result[0], by_columns[0])] + [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
+    pairs = [forward, (direct_result[0], by_columns[0])]
+    pairs += [(direct_result[1][key], by_columns[1][key]) for key in ("W", "b")]
     for got, expected in pairs:
         assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-5

@@ -4,9 +4,9 @@ CUDA graph computes what the same step called eagerly computes. All need CuPy an
 
 import numpy as np
 import pytest
+from test_kernels import CONV_CASES, POOL_CASES
 
 from tinynet import dispatch
-from test_kernels import CONV_CASES, POOL_CASES
 from tinynet.backend import gpu_unavailable_reason
 from tinynet.functional.conv import col2im, im2col
 from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
@@ -181,7 +181,8 @@ def test_clip_and_l2_kernels_match_numpy(cp, rng, monkeypatch, dtype, scale):
 
     grads = {"w": rng.standard_normal((37, 70)), "b": rng.standard_normal(70), "v": rng.standard_normal((9, 12))}
     grads = {name: (g / scale).astype(dtype) for name, g in grads.items()}
-    weights = {"w": rng.standard_normal((37, 70)).astype(dtype), "v": rng.standard_normal((9, 24)).astype(dtype)[:, ::2]}
+    weights = {"w": rng.standard_normal((37, 70)).astype(dtype),
+               "v": rng.standard_normal((9, 24)).astype(dtype)[:, ::2]}
     results = {}
     for device in ("cpu", "gpu"):
         monkeypatch.setattr(dispatch, "ENABLED", device == "gpu")
@@ -378,8 +379,8 @@ def test_gemm_kernel_reads_row_slices_and_empty_k(cp, rng):
 
 
 def test_counter_random_matches_its_numpy_twin_bit_for_bit(cp):
-    from tinynet.functional.dropout import counter_uniform
     from tinynet.accel.gpu.fused import CounterRandom
+    from tinynet.functional.dropout import counter_uniform
 
     generator = CounterRandom(12345)
     first, second = generator.random((3, 50)), generator.random((7,))
@@ -391,8 +392,8 @@ def test_counter_random_matches_its_numpy_twin_bit_for_bit(cp):
 
 
 def test_captured_step_replays_match_eager_calls(cp, rng):
-    from tinynet.functional.matmul import matmul
     from tinynet.accel.gpu.graph import CapturedStep
+    from tinynet.functional.matmul import matmul
 
     W = cp.asarray(rng.standard_normal((4, 3)))
     batches = [rng.standard_normal((5, 4)) for _ in range(5)]

@@ -13,8 +13,13 @@ import pytest
 
 from tinynet import dispatch
 from tinynet.backend import to_numpy
-from tinynet.functional.lstm import (lstm_backward, lstm_cell_forward, lstm_forward, lstm_step_backward,
-                                     lstm_step_forward)
+from tinynet.functional.lstm import (
+    lstm_backward,
+    lstm_cell_forward,
+    lstm_forward,
+    lstm_step_backward,
+    lstm_step_forward,
+)
 from tinynet.gradcheck import check_gradients, in_long_double, layer_in_long_double
 from tinynet.layers import LSTMDecoder
 from tinynet.shapes import gate_blocks

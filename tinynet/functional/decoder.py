@@ -62,14 +62,14 @@ def decoder_forward(x_rows, v, params, masks=None, literal_eq13=False):
     y_prev = xp.zeros((N, D), dtype=params["out/W"].dtype)
     ys, caches = [], []
     for t in range(T):
-        step_caches = []
+        step_caches, below = [], None  # below: what layer l - 1 sent up at step t (after dropout)
         for l in range(L):
-            inputs = (x_rows[:, t], h[0], v, y_prev) if l == 0 else (up, h[l])
+            inputs = (x_rows[:, t], h[0], v, y_prev) if l == 0 else (below, h[l])
             h[l], c[l], cache = lstm_step_forward(inputs, c[l], layer_weights(params, l), params[f"layer{l}/b"],
                                                   literal_eq13)
             step_caches.append(cache)
-            up = h[l] if masks is None else h[l] * masks[l, t]
-        z, out_cache = dense_forward(up, params["out/W"], params["out/b"])
+            below = h[l] if masks is None else h[l] * masks[l, t]
+        z, out_cache = dense_forward(below, params["out/W"], params["out/b"])
         y_prev, _ = sigmoid_forward(z)  # eq. (14), fed back at step t + 1
         ys.append(y_prev)
         caches.append((step_caches, out_cache, y_prev))

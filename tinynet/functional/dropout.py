@@ -9,7 +9,6 @@ import numpy as np
 from ..dispatch import accelerated
 
 
-
 @accelerated
 def make_rng(xp, seed):
     """A random generator of array module `xp`, seeded with `seed` (used for dropout masks):

@@ -4,8 +4,7 @@
 import numpy as np
 
 from .. import init
-from ..functional.conv import (conv2d_backward, conv2d_forward, conv_transpose2d_backward,
-                               conv_transpose2d_forward)
+from ..functional.conv import conv2d_backward, conv2d_forward, conv_transpose2d_backward, conv_transpose2d_forward
 from ..functional.pool import maxpool2d_backward, maxpool2d_forward
 from .base import Layer
 

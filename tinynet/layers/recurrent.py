@@ -5,8 +5,8 @@ import numpy as np
 
 from .. import init
 from ..backend import xp_of
-from ..functional.dropout import MaskSource, dropout_mask
 from ..functional.decoder import decoder_backward, decoder_forward
+from ..functional.dropout import MaskSource, dropout_mask
 from ..functional.rnn import rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward
 from .base import Layer
 

@@ -221,7 +221,8 @@ def tile_conv_weights(typingctx, x, x_start, taps, pixels, dy, dy_start, dy_row_
         x_type, taps_type, pixels_type, dy_type, c_type = (sig.args[i] for i in (0, 2, 3, 4, 7))
         tap_of = context.make_array(taps_type)(context, builder, taps).data
         pixel_of = context.make_array(pixels_type)(context, builder, pixels).data
-        a_rows = [_data_pointer(context, builder, x_type, x, builder.add(x_start, builder.load(builder.gep(tap_of, [_const(i)]))))
+        a_rows = [_data_pointer(context, builder, x_type, x,
+                                builder.add(x_start, builder.load(builder.gep(tap_of, [_const(i)]))))
                   for i in range(MR_W)]
         per_row = NR_W // LANES
         sums = _broadcast_products(builder, a_rows, lambda q: builder.load(builder.gep(pixel_of, [q])),
@@ -260,7 +261,8 @@ def tile_nt(typingctx, a, a_start, a_row_step, bt, bt_start, bt_row_step, c, c_s
         a_type, bt_type, c_type = sig.args[0], sig.args[3], sig.args[6]
         a_rows = [_data_pointer(context, builder, a_type, a, builder.add(a_start, builder.mul(_const(i), a_row_step)))
                   for i in range(NT_ROWS)]
-        bt_rows = [_data_pointer(context, builder, bt_type, bt, builder.add(bt_start, builder.mul(_const(j), bt_row_step)))
+        bt_rows = [_data_pointer(context, builder, bt_type, bt,
+                                 builder.add(bt_start, builder.mul(_const(j), bt_row_step)))
                    for j in range(NT_COLS)]
         fma = _fma(builder)
 
@@ -336,7 +338,8 @@ def _product_nn(A, B, C):
 
 @njit(parallel=True, **JIT)
 def _product_nt(A, Bt, C):
-    """C = A @ Bt^T by tile_nt; M >= NT_ROWS, N >= NT_COLS, K >= 16, A and Bt with unit column stride, C C-contiguous."""
+    """C = A @ Bt^T by tile_nt; M >= NT_ROWS, N >= NT_COLS, K >= 16, A and Bt with unit column
+    stride, C C-contiguous."""
     M, K = A.shape
     N = Bt.shape[0]
     a_row, bt_row, c_row = A.strides[0] // 4, Bt.strides[0] // 4, C.strides[0] // 4
@@ -490,7 +493,8 @@ def correlate_transposed(x, W, stride, pad, out_shape):
             cols = np.arange(kw)[(np.arange(kw) - s - pad) % stride == 0]
             taps_i, taps_j = rows[:, None], cols[None, :]
             # tap (i, j) of output pixel (u, v) reads input (u + (r + pad - i) / stride, v + ...), padded by margin
-            offsets = (channels * Hp + (r + pad - taps_i) // stride + margin) * Wp + (s + pad - taps_j) // stride + margin
+            offsets = ((channels * Hp + (r + pad - taps_i) // stride + margin) * Wp
+                       + (s + pad - taps_j) // stride + margin)
             B = np.ascontiguousarray(W[:, :, taps_i, taps_j].transpose(0, 2, 3, 1).reshape(-1, C_out))
             _correlate_direct(x_padded, 1, B, offsets.ravel().astype(np.int64), y, -(-(Hout - r) // stride),
                               -(-(Wout - s) // stride), r * Wout + s, stride * Wout, stride)

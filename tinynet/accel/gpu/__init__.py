@@ -1,1 +1,2 @@
-"""GPU twins: CuPy kernels, cuBLAS, CUDA graphs and streams (tinynet.accel.TWINS lists the twins). Imported only where CuPy arrays are served."""
+"""GPU twins: CuPy kernels, cuBLAS, CUDA graphs and streams (tinynet.accel.TWINS lists the
+twins). Imported only where CuPy arrays are served."""

@@ -2,7 +2,7 @@
 
 The decoder's weight gradients (a product per weight over all 28 steps) do not feed the
 encoder's backward that follows the decoder's sweep back through time; on two streams
-they run beside it (measured on an H200: about 25 us of a 3.4 ms training step). `SideStream.run(fn)` forks a side stream from the current one (an
+they run beside it. `SideStream.run(fn)` forks a side stream from the current one (an
 event: the side stream starts after everything enqueued so far) and enqueues fn() there;
 the caller goes on enqueueing on its own stream; `join()` makes that stream wait for the
 side stream. Inside a CUDA graph capture the forks and the join become the graph's edges,

@@ -92,7 +92,8 @@ extern "C" __global__ void tinynet_update_squares(T* partials, const T l2_twice{
 
 // adam_scalars: Adam's (step, eps_hat); average_rate: the average's rate (unread without one)
 extern "C" __global__ void tinynet_update_apply(const T* partials, const T l2_twice, const T max_norm,
-        const T beta1, const T beta2, const T one_minus_beta1, const T one_minus_beta2, const T* adam_scalars, const T* average_rate{apply_args}) {{
+        const T beta1, const T beta2, const T one_minus_beta1, const T one_minus_beta2, const T* adam_scalars,
+        const T* average_rate{apply_args}) {{
     __shared__ T shared[32];
     T total = T(0);
     for (int j = threadIdx.x; j < {chunks}; j += blockDim.x) total += partials[j];
