@@ -181,7 +181,8 @@ def check_writable_folder(folder, what="output folder"):
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as error:
-        raise FileError(f"{what} {folder}: cannot write in {probe} ({_reason(error)})") from None
+        where = "cannot be written" if probe == folder else f"cannot be created in {probe}"
+        raise FileError(f"{what} {folder} {where} ({_reason(error)})") from None
 
 
 def make_folder(folder, what="output folder"):
