@@ -120,6 +120,9 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+DESCRIBED = ("model", "hidden", "layers", "members")  # the config entries that `describe` names
+
+
 def describe(config):
     """A run's model and size in words: 'a cnn-lstm with hidden 128, 5 layers, 3 members'."""
     parts = []
