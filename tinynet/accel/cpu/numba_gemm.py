@@ -27,7 +27,7 @@ shared out over Numba's threads (prange); each output is always summed in the sa
 whatever the thread count, so results repeat exactly.
 
 Reference twins: the plain `a @ b`, and the im2col / col2im products of
-tinynet.functional.conv (tests/test_gemm.py, exact where float32 sums are). The kernels
+tinynet.functional.conv (tests/tinynet/test_gemm.py, exact where float32 sums are). The kernels
 compile for any CPU (LLVM splits the 16-float vectors where they are wider than the
 hardware's), but serve the layers only where the CPU has AVX-512 (`USEFUL`): elsewhere
 OpenBLAS's own kernels are as fast.

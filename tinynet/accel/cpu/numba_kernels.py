@@ -12,8 +12,8 @@ The kernels over image planes (im2col, col2im, pooling, the layout copies) share
 out over Numba's threads (prange) where the products are tinynet's own (OWN_PRODUCTS:
 tinynet.accel.cpu.numba_gemm on CPUs with AVX-512), and nothing else competes for the cores.
 Where the products are OpenBLAS's, its idle workers keep spinning for a while after each
-product, and a parallel kernel fights them for the cores (a CNN-LSTM step 0.15 s serial,
-1.13 s parallel, measured on 2 cores): there they compile serial (prange is then range).
+product, and a parallel kernel that fights them for the cores slows a whole step
+several-fold: there they compile serial (prange is then range).
 Each (n, c) plane is written by one iteration, so either way the kernels are free of races
 and compute the same. The LSTM cells and the Adam update stay serial: per call they are too
 small to share.

@@ -734,8 +734,8 @@ __global__ void tinynet_output_row_backward(const T* __restrict__ dy, const long
     d_top[e] = acc;
 }
 """
-# (K slices, batch rows) per block, the fastest of those timed in a CUDA graph on an H200
-# (batch 100, hidden 128; bench/RESULTS.md): forward (8, 4) 7.3 us, backward (8, 2) 6.2 us
+# (K slices, batch rows) per block: the fastest shapes for the training step's sizes (batch
+# 100, hidden 128) timed in a CUDA graph by bench/graph_parts.py (bench/RESULTS.md)
 _FORWARD_SLICES, _FORWARD_ROWS = 8, 4
 _BACKWARD_SLICES, _BACKWARD_ROWS = 8, 2
 _OUTPUT_SLICES = 8
