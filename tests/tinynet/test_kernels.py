@@ -84,6 +84,22 @@ def test_every_twin_names_an_accelerated_reference_and_loads():
                 assert callable(dispatch.load_twin(spec))
 
 
+def test_every_cuda_source_the_gpu_modules_read_is_there():
+    """The CUDA C of tinynet.accel.gpu lives in cuda/*.cu(h), read at import (without CuPy
+    the modules cannot be imported here, so their cuda_source calls are read from the code)."""
+    import ast
+    from pathlib import Path
+
+    from tinynet.accel.gpu import cuda_source
+
+    gpu = Path(accel.__file__).parent / "gpu"
+    names = {node.args[0].value for path in gpu.glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "cuda_source"}
+    assert names == {path.name for path in (gpu / "cuda").iterdir()}
+    for name in names:
+        assert "__device__" in cuda_source(name) or "__global__" in cuda_source(name)
+
+
 def test_side_work_of_numpy_arrays_runs_at_once():
     """dispatch.side_stream on the CPU: run() runs at once (the decoder's weight gradients then
     follow its sweep in order); join() has nothing to wait for."""
