@@ -14,8 +14,9 @@ import json
 import numpy as np
 
 from mnist_half.cli import run_command
+from mnist_half.config import DEFAULTS
 from mnist_half.models import build_model
-from mnist_half.train import DEFAULTS, training_update
+from mnist_half.training import training_update
 from tinynet.backend import get_xp
 from tinynet.accel.decoder_buffered import (lstm_layer_step_backward, lstm_layer_step_forward,
                                             output_row_backward, output_row_forward)

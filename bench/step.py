@@ -3,8 +3,8 @@ inference images per second and peak memory; with --compare-torch side by side w
 identical PyTorch model, the two run alternately, iteration by iteration, in one process
 (so the drift of a shared machine hits both alike).
 
-One iteration is what mnist_half.train's Trainer.step does once its batch is drawn
-(mnist_half.train.training_update): forward, RMSE loss (eq. 15), backward, L2 (eq. 17),
+One iteration is what mnist_half.training's Trainer.step does once its batch is drawn
+(mnist_half.training.training_update): forward, RMSE loss (eq. 15), backward, L2 (eq. 17),
 gradient clipping, Adam. It runs on one fixed pre-made batch, so data preparation is not
 timed. On the GPU the step is replayed from a CUDA graph after two eager warm-up steps, as
 in training (--no-cuda-graph: eager). With --json the last line printed is one JSON object.
@@ -21,9 +21,10 @@ import time
 import numpy as np
 
 from mnist_half.cli import fail, run_command
+from mnist_half.config import DEFAULTS, PRESETS
 from mnist_half.corruption import corrupt
 from mnist_half.models import IMAGE_SIZE, MODELS, build_model
-from mnist_half.train import DEFAULTS, PRESETS, training_update
+from mnist_half.training import capture_step, training_update
 from tinynet import dispatch
 from tinynet.backend import get_xp
 from tinynet.optim import Adam
@@ -113,18 +114,16 @@ def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda
     optimizer = Adam(lr=LR)
     x, y = xp.asarray(x_host), xp.asarray(y_host)
     sync = (lambda: None) if xp is np else xp.cuda.Device().synchronize
-    update = lambda: training_update(model, optimizer, x, y, L2, CLIP)  # noqa: E731
-    if xp is not np:
-        optimizer.keep_scalars_on_device(xp, np.float32)  # as the trainer does: the fused update reads them there
-    if xp is not np and cuda_graph:
-        from tinynet.accel.gpu.graph import CapturedStep
 
-        graph = CapturedStep(update)  # the batch stays in x and y
-        update = graph.launch
+    def update():
+        return training_update(model, optimizer, x, y, L2, CLIP)
+
+    graph = capture_step(update, xp, (optimizer,), cuda_graph=cuda_graph)  # as the Trainer; the batch stays in x, y
+    run_step = update if graph is None else graph.launch
 
     def train():
         optimizer.begin_step()
-        update()
+        run_step()
 
     contender = Contender("tinynet", train, lambda: model.forward(x, train=False), sync)
     return contender, initial

@@ -167,7 +167,7 @@ def tinynet_grads(model):
 
 
 def torch_step(model, optimizer, x, y, l2, clip):
-    """One training iteration, as mnist_half.train.training_update: forward, RMSE (eq. 15) + L2 (eq. 17),
+    """One training iteration, as mnist_half.training.training_update: forward, RMSE (eq. 15) + L2 (eq. 17),
     backward, gradient clipping to norm `clip`, Adam. Returns the RMSE (no host sync)."""
     optimizer.zero_grad(set_to_none=True)
     rmse = torch.sqrt(torch.mean((model(x) - y) ** 2))

@@ -1,4 +1,4 @@
-"""python -m bench.train_speed: wall time per iteration of mnist_half.train's Trainer, the
+"""python -m bench.train_speed: wall time per iteration of mnist_half.training's Trainer, the
 whole iteration (drawing the batch and its noise on the host, upload, the step; on the GPU
 replayed from a CUDA graph), and the time the paper's run (500k iterations) would take.
 
@@ -11,7 +11,9 @@ import json
 import time
 
 from mnist_half.cli import run_command
-from mnist_half.train import DEFAULTS, PRESETS, Trainer, load_split
+from mnist_half.config import DEFAULTS, PRESETS
+from mnist_half.runs import load_split
+from mnist_half.training import Trainer
 from tinynet.backend import get_xp
 
 PAPER_ITERS = PRESETS["paper"]["iters"]

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from .corruption import upper_rows
+
 MEDIAN_SIZE = 3
 
 
 def upper_half(images):
-    """The observed rows of `images` (..., H, W): rows 0 .. H/2 - 1, as blank_lower_half keeps them."""
-    return images[..., : images.shape[-2] // 2, :]
+    """The observed rows of `images` (..., H, W), the ones blank_lower_half keeps."""
+    return images[..., upper_rows(images), :]
 
 
 def median_filter(images, size=MEDIAN_SIZE):
@@ -54,14 +56,14 @@ def upper_half_keys(train_images):
     return keys, np.einsum("md,md->m", keys, keys)
 
 
-def mean_of_nearest(queries, keys, key_norms, train_images, k, own=None):
+def mean_of_nearest(queries, keys, key_norms, train_images, k, exclude=None):
     """Per query (B, D) upper half, the mean image of the k training digits whose keys are
     nearest in L2. Squared distances come from |q|^2 - 2 q.t + |t|^2, one matrix product
-    (|q|^2 is the same for every candidate of a query, so it is left out). own: per query
-    the index of a training digit that may not count (the query's own digit), or None."""
+    (|q|^2 is the same for every candidate of a query, so it is left out). exclude: per
+    query the index of a training digit that may not count (the query's own digit), or None."""
     distances = key_norms - 2 * (queries.astype(np.float32) @ keys.T)
-    if own is not None:
-        distances[np.arange(len(queries)), own] = np.inf
+    if exclude is not None:
+        distances[np.arange(len(queries)), exclude] = np.inf
     nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
     return train_images[nearest].mean(axis=1)
 

@@ -3,16 +3,31 @@
 Runs on the host in NumPy on float images in [0, 1] whose last two axes are (rows, cols),
 so (N, 28, 28) and (N, 1, 28, 28) both work. One seeded numpy Generator draws the noise:
 the training loop passes its own (fresh noise every batch); `corrupt_test_set` uses a fixed
-seed so that evaluations compare like with like. Inputs are never modified.
+seed, and `corrupt_held_out` the run's noise with TEST_NOISE_SEED, so that evaluations
+compare like with like. Inputs are never modified.
 """
 
 import numpy as np
 
+from .config import TEST_NOISE_SEED
+
+
+def upper_rows(images):
+    """The rows of the upper half of `images` (..., rows, cols), the half the network only
+    denoises: rows 0..13 of 28."""
+    return slice(0, images.shape[-2] // 2)
+
+
+def lower_rows(images):
+    """The rows of the lower half of `images` (..., rows, cols), the half that is blanked
+    (Figure 5) and must be redrawn: rows 14..27 of 28."""
+    return slice(images.shape[-2] // 2, None)
+
 
 def blank_lower_half(images):
-    """A copy of `images` with the lower half of the rows (14..27 of 28) set to 0 (black)."""
+    """A copy of `images` with the lower half of the rows set to 0 (black)."""
     x = np.array(images, copy=True)
-    x[..., x.shape[-2] // 2:, :] = 0
+    x[..., lower_rows(x), :] = 0
     return x
 
 
@@ -54,3 +69,9 @@ def corrupt(images, rng, noise="sp", amount=None):
 def corrupt_test_set(images, noise="sp", seed=0, amount=None):
     """`corrupt` with a Generator seeded by `seed`: the same corrupted inputs every evaluation."""
     return corrupt(images, np.random.default_rng(seed), noise, amount)
+
+
+def corrupt_held_out(images, config):
+    """The fixed corruption of a run's held-out digits (its noise, seed TEST_NOISE_SEED): the
+    same inputs for the test loss in training, the evaluation and the figures."""
+    return corrupt_test_set(images, config["noise"], TEST_NOISE_SEED, config["noise_amount"])

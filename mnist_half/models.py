@@ -1,11 +1,11 @@
 """The paper's CNN-LSTM encoder-decoder with direct attention (Figure 3, Table 1) and the
 CNN-CNN baseline (Figure 1). Both map a corrupted image batch (N, 28, 28) to a cleaned
-one (N, 28, 28) in [0, 1]."""
+one (N, 28, 28) in [0, 1]; `complete_images` runs one on a set of images."""
 
 import numpy as np
+from tqdm import tqdm
 
-from .checkpoint import load_checkpoint
-
+from tinynet.backend import to_numpy
 from tinynet.dispatch import side_stream
 from tinynet.layers import (
     Conv2D,
@@ -22,7 +22,14 @@ from tinynet.layers import (
     Tanh,
 )
 
+from .config import INFERENCE_BATCH
+
 IMAGE_SIZE = 28
+POOLED_SIZE = IMAGE_SIZE // 4  # the side of the encoder's feature maps after two 2x2 max pools: 7
+ENCODER_CHANNELS = 64
+MODEL_LABELS = {"cnn-lstm": "CNN-LSTM", "cnn-cnn": "CNN-CNN"}
+MEAN_INTENSITY_CLIP = 1e-3  # keeps the output bias's logit finite for an all-black or all-white training set
+DROPOUT_SAMPLES_SEED = 0  # the masks of Monte Carlo dropout (--samples), fixed so that a completion repeats
 
 
 def conv_encoder(rng, dtype, input_grad):
@@ -37,7 +44,7 @@ def conv_encoder(rng, dtype, input_grad):
         ("conv1", Conv2D(1, 32, 5, rng, pad="same", dtype=dtype, input_grad=input_grad)),
         ("pool1", MaxPool2D(2, 2)),
         ("relu1", ReLU()),
-        ("conv2", Conv2D(32, 64, 5, rng, pad="same", dtype=dtype)),
+        ("conv2", Conv2D(32, ENCODER_CHANNELS, 5, rng, pad="same", dtype=dtype)),
         ("pool2", MaxPool2D(2, 2)),
         ("relu2", ReLU()),
     ]
@@ -61,7 +68,7 @@ class CNNLSTM(Layer):
         super().__init__()
         self.encoder = Sequential(conv_encoder(rng, dtype, input_grad) + [
             ("flatten", Flatten()),
-            ("fc", Dense(64 * 7 * 7, thought, rng, dtype=dtype)),
+            ("fc", Dense(ENCODER_CHANNELS * POOLED_SIZE**2, thought, rng, dtype=dtype)),
             ("tanh", Tanh()),
         ])
         self.decoder = LSTMDecoder(IMAGE_SIZE, thought, hidden, layers, rng=rng, dropout=dropout,
@@ -98,7 +105,7 @@ class CNNCNN(Sequential):
         deconv2.params["b"][...] = output_bias
         super().__init__(conv_encoder(rng, dtype, input_grad) + [
             ("dropout", Dropout(dropout, rng)),
-            ("deconv1", ConvTranspose2D(64, 32, 5, rng, stride=2, pad=2, output_padding=1, dtype=dtype)),
+            ("deconv1", ConvTranspose2D(ENCODER_CHANNELS, 32, 5, rng, stride=2, pad=2, output_padding=1, dtype=dtype)),
             ("relu3", ReLU()),
             ("deconv2", deconv2),
             ("sigmoid", Sigmoid()),
@@ -117,7 +124,7 @@ MODELS = {"cnn-lstm": CNNLSTM, "cnn-cnn": CNNCNN}
 
 class Ensemble(Layer):
     """The mean of the completions of independently trained models (`--members`;
-    docs/training.md, third and sixth rounds). Each member is the model of Table 1 (or Figure 1) with
+    docs/training.md, "seeds, shorter runs, augmentation, and ensembles"). Each member is the model of Table 1 (or Figure 1) with
     its own weights; a redrawn lower half is uncertain and each member commits to its own
     guess, so their mean is nearer the truth in RMSE than any one of them. Params are
     'member{k}/...'. Inference only: training trains each member on its own loss."""
@@ -139,7 +146,7 @@ def build_model(name, rng, config, mean_intensity, dtype=np.float32, input_grad=
     input_grad=True makes backward return the gradient w.r.t. the input image too."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    bias = logit(float(np.clip(mean_intensity, 1e-3, 1 - 1e-3)))
+    bias = logit(float(np.clip(mean_intensity, MEAN_INTENSITY_CLIP, 1 - MEAN_INTENSITY_CLIP)))
     if name == "cnn-lstm":
         return CNNLSTM(rng, hidden=config["hidden"], layers=config["layers"], dropout=config["dropout"],
                        literal_eq13=config.get("literal_eq13", False), output_bias=bias, dtype=dtype,
@@ -147,15 +154,22 @@ def build_model(name, rng, config, mean_intensity, dtype=np.float32, input_grad=
     return CNNCNN(rng, dropout=config["dropout"], output_bias=bias, dtype=dtype, input_grad=input_grad)
 
 
-def load_trained(path, xp):
-    """(model on module `xp` with the checkpoint's weights for inference, the averaged ones
-    when the run kept an average, and the checkpoint's metadata); a run of several members
-    gives their Ensemble."""
-    params, _, meta = load_checkpoint(path, group="inference")
-    config = meta["config"]
-    members = [build_model(config["model"], np.random.default_rng(0), config, 0.5)
-               for _ in range(config.get("members", 1))]
-    model = members[0] if len(members) == 1 else Ensemble(members)
-    model.to(xp)
-    model.load_params(params)
-    return model, meta
+def complete_images(model, images, xp, batch_size=INFERENCE_BATCH, samples=1, progress=False):
+    """The model's completions (N, 28, 28) float32 in [0, 1] of `images` (N, 28, 28) float32,
+    fed as they are, `batch_size` at a time, on array module `xp`.
+
+    samples > 1: the mean of that many passes with dropout on (Monte Carlo dropout), the
+    masks drawn from DROPOUT_SAMPLES_SEED.
+    """
+    if samples > 1:
+        model.seed_dropout(DROPOUT_SAMPLES_SEED)
+    out = np.empty(images.shape, dtype=np.float32)
+    for start in tqdm(range(0, len(images), batch_size), desc="network", unit="batch", disable=not progress,
+                      leave=False, dynamic_ncols=True):
+        batch = xp.asarray(images[start:start + batch_size])
+        if samples == 1:
+            completed = model.forward(batch, train=False)
+        else:
+            completed = sum(model.forward(batch, train=True) for _ in range(samples)) / samples
+        out[start:start + len(batch)] = to_numpy(completed)
+    return out

@@ -1,5 +1,5 @@
 """The training targets: each clean training digit, its lower half blended with the mean
-lower half of its nearest neighbours (docs/training.md, "Neighbour-blended targets").
+lower half of its nearest neighbours (docs/training.md, "neighbour-blended targets, and members").
 
 The RMSE of a redrawn lower half is lowest for the mean of the lower halves that digits
 with that upper half have, E[lower | upper]; one digit's own lower half is a single, noisy
@@ -13,6 +13,7 @@ The upper half, which the network only denoises, keeps its own pixels.
 import numpy as np
 
 from .baselines import batch_starts, check_neighbours, mean_of_nearest, upper_half_keys
+from .corruption import lower_rows
 
 
 def blended_targets(train_images, blend, k=25, batch_size=500, progress=False):
@@ -24,9 +25,9 @@ def blended_targets(train_images, blend, k=25, batch_size=500, progress=False):
     check_neighbours(k, train_images[1:])  # a digit is never its own neighbour
     keys, key_norms = upper_half_keys(train_images)
     targets = train_images.astype(np.float32, copy=True)
-    half = train_images.shape[1] // 2
+    lower = lower_rows(train_images)
     for start in batch_starts(len(train_images), batch_size, progress, "neighbour targets"):
-        own = np.arange(start, min(start + batch_size, len(train_images)))
-        neighbours = mean_of_nearest(keys[own], keys, key_norms, train_images, k, own=own)
-        targets[own, half:] = (1 - blend) * train_images[own, half:] + blend * neighbours[:, half:]
+        digits = np.arange(start, min(start + batch_size, len(train_images)))
+        neighbours = mean_of_nearest(keys[digits], keys, key_norms, train_images, k, exclude=digits)
+        targets[digits, lower] = (1 - blend) * train_images[digits, lower] + blend * neighbours[:, lower]
     return targets

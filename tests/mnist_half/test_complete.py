@@ -10,10 +10,11 @@ from PIL import Image
 
 import mnist_half.corruption
 from mnist_half.checkpoint import save_checkpoint
-from mnist_half.cli import EXIT_USAGE, run_command
-from mnist_half.complete import complete_images, main, read_png, to_uint8
-from mnist_half.models import build_model, load_trained
-from mnist_half.train import DEFAULTS, PRESETS
+from mnist_half.cli import EXIT_USAGE
+from mnist_half.config import DEFAULTS, PRESETS
+from mnist_half.image_files import read_png, to_uint8
+from mnist_half.models import build_model, complete_images
+from mnist_half.runs import load_trained
 from tinynet.backend import gpu_unavailable_reason
 
 N = 5
@@ -56,9 +57,14 @@ def no_corruption(monkeypatch):
         monkeypatch.setattr(mnist_half.corruption, name, refuse)
 
 
-def complete(checkpoint, source, target, *extra):
-    run_command(main, ["--checkpoint", str(checkpoint), "--input", str(source), "--output", str(target),
-                       "--device", "cpu", *extra])
+@pytest.fixture
+def complete(run_cli):
+    """complete(checkpoint, source, target, *flags): python -m mnist_half.complete on the CPU."""
+    def run(checkpoint, source, target, *extra):
+        run_cli("complete", ["--checkpoint", checkpoint, "--input", source, "--output", target, "--device", "cpu",
+                             *extra])
+
+    return run
 
 
 class RecordingModel:
@@ -97,7 +103,7 @@ def test_dropout_samples_average_passes_with_dropout_on_and_repeat(tmp_path, ima
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_npy_float_round_trip(tmp_path, checkpoint, model, images, no_corruption, capsys, dtype):
+def test_npy_float_round_trip(complete, tmp_path, checkpoint, model, images, no_corruption, capsys, dtype):
     source, target = tmp_path / "in.npy", tmp_path / "out.npy"
     np.save(source, images.astype(dtype))
     complete(checkpoint, source, target, "--batch-size", "2")
@@ -108,7 +114,7 @@ def test_npy_float_round_trip(tmp_path, checkpoint, model, images, no_corruption
     assert capsys.readouterr().out.count("\n") == 1  # a one-line summary
 
 
-def test_npy_uint8_round_trip(tmp_path, checkpoint, model, images, no_corruption):
+def test_npy_uint8_round_trip(complete, tmp_path, checkpoint, model, images, no_corruption):
     pixels = to_uint8(images)
     source, target = tmp_path / "in.npy", tmp_path / "out.npy"
     np.save(source, pixels)
@@ -119,7 +125,7 @@ def test_npy_uint8_round_trip(tmp_path, checkpoint, model, images, no_corruption
     assert np.abs(y.astype(int) - expected).max() <= 1  # rounding at a .5 boundary may differ
 
 
-def test_single_image_keeps_its_shape(tmp_path, checkpoint, model, images):
+def test_single_image_keeps_its_shape(complete, tmp_path, checkpoint, model, images):
     source, target = tmp_path / "one.npy", tmp_path / "one_out.npy"
     np.save(source, images[0])
     complete(checkpoint, source, target)
@@ -128,7 +134,7 @@ def test_single_image_keeps_its_shape(tmp_path, checkpoint, model, images):
     np.testing.assert_allclose(y, complete_images(model, images[:1], np)[0], atol=1e-6)
 
 
-def test_png_file_round_trip(tmp_path, checkpoint, model, images, no_corruption):
+def test_png_file_round_trip(complete, tmp_path, checkpoint, model, images, no_corruption):
     source, target = tmp_path / "digit.png", tmp_path / "out" / "digit.png"
     Image.fromarray(to_uint8(images[0])).save(source)
     complete(checkpoint, source, target)
@@ -139,7 +145,7 @@ def test_png_file_round_trip(tmp_path, checkpoint, model, images, no_corruption)
     assert np.abs(y.astype(int) - expected).max() <= 1
 
 
-def test_png_folder_round_trip_keeps_the_names(tmp_path, checkpoint, model, images):
+def test_png_folder_round_trip_keeps_the_names(complete, tmp_path, checkpoint, model, images):
     source, target = tmp_path / "digits", tmp_path / "completed"
     source.mkdir()
     gray = to_uint8(images)
@@ -237,7 +243,7 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
-def test_bad_input_exits_2_naming_the_problem(tmp_path, checkpoint, capsys, case):
+def test_bad_input_exits_2_naming_the_problem(complete, tmp_path, checkpoint, capsys, case):
     source_name, make, target_name, words = BAD_INPUTS[case]
     source, target = tmp_path / source_name, tmp_path / target_name
     if make is not None:
@@ -251,7 +257,7 @@ def test_bad_input_exits_2_naming_the_problem(tmp_path, checkpoint, capsys, case
     assert set(tmp_path.iterdir()) == before  # nothing written
 
 
-def test_folder_input_needs_a_folder_output(tmp_path, checkpoint, capsys):
+def test_folder_input_needs_a_folder_output(complete, tmp_path, checkpoint, capsys):
     (tmp_path / "digits").mkdir()
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digits" / "a.png")
     (tmp_path / "taken").write_text("a file")
@@ -261,7 +267,7 @@ def test_folder_input_needs_a_folder_output(tmp_path, checkpoint, capsys):
         assert exit_.value.code == EXIT_USAGE and "must be a folder" in capsys.readouterr().err
 
 
-def test_file_output_that_is_a_folder_is_an_error(tmp_path, checkpoint, capsys):
+def test_file_output_that_is_a_folder_is_an_error(complete, tmp_path, checkpoint, capsys):
     np.save(tmp_path / "in.npy", GOOD)
     (tmp_path / "out.npy").mkdir()
     with pytest.raises(SystemExit):
@@ -271,7 +277,7 @@ def test_file_output_that_is_a_folder_is_an_error(tmp_path, checkpoint, capsys):
 
 def mismatched_checkpoint(path):
     """A valid checkpoint file whose parameters belong to no model its config names."""
-    save_checkpoint(path, {"W": np.zeros(3)}, {}, {"config": {**DEFAULTS, "model": "cnn-cnn"}})
+    save_checkpoint(path, {"W": np.zeros(3)}, {}, {"iteration": 0, "config": {**DEFAULTS, "model": "cnn-cnn"}})
 
 
 BAD_CHECKPOINTS = {
@@ -282,7 +288,7 @@ BAD_CHECKPOINTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_CHECKPOINTS), ids=list(BAD_CHECKPOINTS))
-def test_bad_checkpoint_exits_2(tmp_path, capsys, case):
+def test_bad_checkpoint_exits_2(complete, tmp_path, capsys, case):
     make, words = BAD_CHECKPOINTS[case]
     path = tmp_path / "checkpoint.npz"
     if make is not None:
@@ -295,7 +301,7 @@ def test_bad_checkpoint_exits_2(tmp_path, capsys, case):
     assert not (tmp_path / "out.npy").exists()
 
 
-def test_bad_batch_size_and_device_exit_2(tmp_path, checkpoint, capsys):
+def test_bad_batch_size_and_device_exit_2(complete, tmp_path, checkpoint, capsys):
     np.save(tmp_path / "in.npy", GOOD)
     with pytest.raises(SystemExit) as exit_:
         complete(checkpoint, tmp_path / "in.npy", tmp_path / "out.npy", "--batch-size", "0")

@@ -8,17 +8,16 @@ import numpy as np
 import pytest
 
 from mnist_half.checkpoint import save_checkpoint
-from mnist_half.cli import EXIT_USAGE, run_command
+from mnist_half.cli import EXIT_USAGE
+from mnist_half.config import DEFAULTS, PRESETS
 from mnist_half.data import IDX_PAIRS, write_idx
-from mnist_half.figures import (CELL_INCHES, DPI, FIGURE5_DIGITS, figure6, figure7, fit_log_trend, main,
-                                pick_digits)
 from mnist_half.models import build_model
-from mnist_half.train import DEFAULTS, PRESETS, load_split
+from mnist_half.plots import CELL_INCHES, DPI, FIGURE5_DIGITS, TITLE_INCHES, figure6, figure7, fit_log_trend, pick_digits
+from mnist_half.runs import load_split
 
 pytestmark = pytest.mark.usefixtures("no_mnist_env")  # the runs name their own data folder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-GRID_TITLE_INCHES = 0.6  # figures.image_grid's room for the titles
 TRUE_A, TRUE_B = -0.021, 0.31  # Figure 6's synthetic loss = a ln(iteration) + b
 
 
@@ -74,7 +73,7 @@ def png_size(path):
 
 def grid_size(columns, rows):
     """Pixel size of an image grid of `columns` x `rows` digits."""
-    return round(CELL_INCHES * columns * DPI), round((CELL_INCHES * rows + GRID_TITLE_INCHES) * DPI)
+    return round(CELL_INCHES * columns * DPI), round((CELL_INCHES * rows + TITLE_INCHES) * DPI)
 
 
 def test_fit_log_trend_recovers_the_coefficients(rng):
@@ -99,9 +98,9 @@ def test_pick_digits_goes_through_the_classes_in_order():
     np.testing.assert_array_equal(index[:4], [2, 1, 4, 0])  # first occurrences first
 
 
-def test_figures_command_writes_three_pngs(tmp_path, runs, capsys):
+def test_figures_command_writes_three_pngs(run_cli, tmp_path, runs, capsys):
     count = 5
-    run_command(main, ["--runs", str(runs["cnn-lstm"]), str(runs["cnn-cnn"]), "--out", str(tmp_path),
+    run_cli("figures", ["--runs", str(runs["cnn-lstm"]), str(runs["cnn-cnn"]), "--out", str(tmp_path),
                        "--count", str(count)])
     assert png_size(tmp_path / "figure5.png") == grid_size(3, FIGURE5_DIGITS)
     assert png_size(tmp_path / "figure6.png") == (8 * DPI, 5 * DPI)
@@ -119,9 +118,15 @@ def test_figure6_and_figure7_of_a_single_run(tmp_path, runs):
 
 # --- bad runs: one line naming the problem, exit status 2 -----------------------------------
 
-def expect_usage_error(capsys, argv, words):
+@pytest.fixture
+def expect_usage_error(run_cli):
+    """expect_usage_error(capsys, argv, words): the figures command exits 2 with one line holding `words`."""
+    return lambda capsys, argv, words: _expect_usage_error(run_cli, capsys, argv, words)
+
+
+def _expect_usage_error(run_cli, capsys, argv, words):
     with pytest.raises(SystemExit) as exit_:
-        run_command(main, argv)
+        run_cli("figures", argv)
     assert exit_.value.code == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error:") and words in err, err
@@ -130,13 +135,13 @@ def expect_usage_error(capsys, argv, words):
 @pytest.mark.parametrize("overrides, words", [({"noise": "gauss"}, "differ in noise"),
                                               ({"split_seed": 3}, "differ in split_seed")],
                          ids=["noise", "split"])
-def test_runs_with_different_data_are_an_error(tmp_path, mnist, runs, capsys, overrides, words):
+def test_runs_with_different_data_are_an_error(expect_usage_error, tmp_path, mnist, runs, capsys, overrides, words):
     other = make_run(tmp_path / "other", "cnn-cnn", mnist, **overrides)
     expect_usage_error(capsys, ["--runs", str(runs["cnn-lstm"]), str(other), "--out", str(tmp_path / "f")], words)
     assert not (tmp_path / "f").exists()
 
 
-def test_runs_on_different_data_sources_are_an_error(tmp_path, mnist, runs, capsys):
+def test_runs_on_different_data_sources_are_an_error(expect_usage_error, tmp_path, mnist, runs, capsys):
     other = make_run(tmp_path / "other", "cnn-cnn", mnist, data_source="embedded: 5,000 MNIST digits; train")
     expect_usage_error(capsys, ["--runs", str(runs["cnn-lstm"]), str(other), "--out", str(tmp_path / "f")],
                        "differ in data source")
@@ -148,13 +153,13 @@ def test_a_run_trained_on_other_digits_than_those_at_hand_is_warned_about(tmp_pa
     assert "may hold digits it was trained on" in capsys.readouterr().err
 
 
-def test_two_runs_of_one_model_are_an_error(tmp_path, mnist, runs, capsys):
+def test_two_runs_of_one_model_are_an_error(expect_usage_error, tmp_path, mnist, runs, capsys):
     twin = make_run(tmp_path / "twin", "cnn-lstm", mnist)
     expect_usage_error(capsys, ["--runs", str(runs["cnn-lstm"]), str(twin), "--out", str(tmp_path / "f")],
                        "both CNN-LSTM runs")
 
 
-def test_missing_run_folder_checkpoint_or_log_is_an_error(tmp_path, mnist, capsys):
+def test_missing_run_folder_checkpoint_or_log_is_an_error(expect_usage_error, tmp_path, mnist, capsys):
     out = ["--out", str(tmp_path / "f")]
     expect_usage_error(capsys, ["--runs", str(tmp_path / "nowhere"), *out], "does not exist")
     (tmp_path / "empty").mkdir()
@@ -170,7 +175,7 @@ def test_missing_run_folder_checkpoint_or_log_is_an_error(tmp_path, mnist, capsy
     expect_usage_error(capsys, ["--runs", str(tmp_path / "no-log"), *out], "lacks the column(s)")
 
 
-def test_bad_count_is_an_error(tmp_path, runs, capsys):
+def test_bad_count_is_an_error(expect_usage_error, tmp_path, runs, capsys):
     run = str(runs["cnn-cnn"])
     expect_usage_error(capsys, ["--runs", run, "--out", str(tmp_path), "--count", "0"], "--count")
     expect_usage_error(capsys, ["--runs", run, "--out", str(tmp_path), "--count", "999"], "cannot pick 999")

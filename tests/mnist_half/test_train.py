@@ -7,10 +7,12 @@ import signal
 import numpy as np
 import pytest
 
-from mnist_half import train as train_module
+from mnist_half import training
 from mnist_half.checkpoint import load_checkpoint
+from mnist_half.config import DEFAULTS, PRESETS, make_config
 from mnist_half.data import load_mnist
-from mnist_half.train import DEFAULTS, PRESETS, Trainer, few_digits_warning, learning_rate, main, train
+from mnist_half.runs import load_split, load_trained, resolve_out_dir
+from mnist_half.training import Trainer, few_digits_warning, learning_rate, train
 
 TINY = {"hidden": 8, "layers": 2, "batch_size": 8, "eval_digits": 16, "eval_every": 2,
         "checkpoint_every": 2, "warmup": 2, "members": 1}
@@ -87,7 +89,7 @@ def test_each_member_trains_as_the_run_of_its_own_seed_alone(offline, tmp_path):
 
 
 def test_a_run_of_members_completes_with_their_mean(offline, tmp_path):
-    from mnist_half.models import Ensemble, load_trained
+    from mnist_half.models import Ensemble
 
     train(tiny_config(iters=2, members=2), tmp_path / "ensemble", progress=False)
     model, meta = load_trained(tmp_path / "ensemble" / "checkpoint.npz", np)
@@ -105,15 +107,15 @@ def test_members_learn_the_neighbour_blended_targets(offline, monkeypatch):
     from mnist_half.targets import blended_targets
 
     config = tiny_config(members=2, target_blend=0.3)
-    train_set, test_set = train_module.load_split(config, progress=False)
-    trainer = train_module.EnsembleTrainer(config, np, train_set, test_set)
+    train_set, test_set = load_split(config, progress=False)
+    trainer = training.EnsembleTrainer(config, np, train_set, test_set)
     assert trainer.members[0].train_targets is trainer.members[1].train_targets  # computed once
     seen = []
-    monkeypatch.setattr(train_module, "training_update", lambda model, optimizer, x, y, *rest: seen.append(y) or 0.0)
+    monkeypatch.setattr(training, "training_update", lambda model, optimizer, x, y, *rest: seen.append(y) or 0.0)
     trainer.step()
     expected = blended_targets(train_set.images, 0.3)
     for k, target in enumerate(seen):
-        index = train_module.iteration_rng({**config, "seed": config["seed"] + k}, 0).choice(
+        index = training.iteration_rng({**config, "seed": config["seed"] + k}, 0).choice(
             len(train_set), config["batch_size"], replace=False)
         np.testing.assert_array_equal(target, expected[index])
         assert not np.array_equal(target, train_set.images[index])
@@ -180,7 +182,7 @@ def test_default_out_dir_never_overwrites_an_earlier_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "cnn-lstm").mkdir(parents=True)
     (tmp_path / "runs" / "cnn-lstm" / "checkpoint.npz").write_bytes(b"x")
-    out = train_module.resolve_out_dir({"model": "cnn-lstm"}, None, resume=False)
+    out = resolve_out_dir({"model": "cnn-lstm"}, None, resume=False)
     assert out.name == "cnn-lstm-2"
 
 
@@ -192,20 +194,20 @@ def test_default_out_dir_never_overwrites_an_earlier_run(tmp_path, monkeypatch):
     (["--device", "gpu"], "gpu"),
     (["--resume"], "--resume"),
 ])
-def test_bad_arguments_are_one_clear_line_and_exit_2(offline, tmp_path, monkeypatch, capsys, argv, message):
+def test_bad_arguments_are_one_clear_line_and_exit_2(run_cli, offline, tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train_module, "get_xp", _no_gpu)
+    monkeypatch.setattr(training, "get_xp", _no_gpu)
     with pytest.raises(SystemExit) as exit_info:
-        train_module.run_command(main, argv + ["--no-progress"])
+        run_cli("train", argv + ["--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("error:") and "Traceback" not in err
 
 
-def test_existing_run_without_resume_is_refused(offline, tmp_path, capsys):
+def test_existing_run_without_resume_is_refused(run_cli, offline, tmp_path, capsys):
     train(tiny_config(iters=1), tmp_path / "run", progress=False)
     with pytest.raises(SystemExit) as exit_info:
-        train_module.run_command(main, ["--out", str(tmp_path / "run"), "--iters", "2", "--no-progress"])
+        run_cli("train", ["--out", str(tmp_path / "run"), "--iters", "2", "--no-progress"])
     assert exit_info.value.code == 2
     assert "--resume" in capsys.readouterr().err
 
@@ -219,15 +221,15 @@ def _no_gpu(device):
 
 
 def test_cuda_graph_is_on_by_default_and_off_with_its_flag():
-    on = train_module.config_from_args(train_module.parse_args([]))
-    off = train_module.config_from_args(train_module.parse_args(["--no-cuda-graph"]))
+    on = make_config("quick", {"cuda_graph": None})  # a flag not given is None
+    off = make_config("quick", {"cuda_graph": False})
     assert on["cuda_graph"] is True and off["cuda_graph"] is False
-    assert on["lr"] == train_module.PRESETS["quick"]["lr"] and on["average_decay"] == 0.999
+    assert on["lr"] == PRESETS["quick"]["lr"] and on["average_decay"] == 0.999
 
 
 def test_trainer_on_the_cpu_keeps_no_graph_and_sums_the_loss_on_its_array(offline):
     config = tiny_config(iters=3)
-    train_set, test_set = train_module.load_split(config, progress=False)
+    train_set, test_set = load_split(config, progress=False)
     trainer = Trainer(config, np, train_set, test_set)
     assert trainer.graph is None
     for _ in range(3):
@@ -246,9 +248,9 @@ def test_a_long_run_on_few_digits_is_warned_and_the_presets_fit_their_data():
 
 
 def test_train_prints_the_warning_for_a_long_run_on_the_embedded_digits(offline, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train_module, "LONG_RUN", 1)  # so that 2 iterations count as long
+    monkeypatch.setattr(training, "LONG_RUN", 1)  # so that 2 iterations count as long
     train(tiny_config(iters=2), tmp_path / "run", progress=False)
     assert "warning: 2 iterations on 3,750 training digits overfit" in capsys.readouterr().err
-    monkeypatch.setattr(train_module, "LONG_RUN", 2)
+    monkeypatch.setattr(training, "LONG_RUN", 2)
     train(tiny_config(iters=2), tmp_path / "again", progress=False)
     assert "warning" not in capsys.readouterr().err

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from bench.step import CLIP, L2, LR, make_batch
-from mnist_half.train import training_update
 from mnist_half.models import build_model
+from mnist_half.training import training_update
 from tinynet.backend import gpu_unavailable_reason
 from tinynet.optim import Adam
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL_NAMES = ("cnn-lstm", "cnn-cnn")
 # float64, the same maths summed in another order: only rounding differs. The error is
 # normwise (worst |a - b| over the tensor's largest |b|): an elementwise one blows up on

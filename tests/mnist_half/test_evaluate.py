@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from mnist_half.checkpoint import save_checkpoint
-from mnist_half.classifier import RUN_FILE, build_classifier, classifier_meta, classifier_tag, save_classifier
-from mnist_half.cli import run_command
-from mnist_half.evaluate import METRICS, format_table, image_metrics, main, mean_squared_error, psnr, rmse
+from mnist_half.config import DEFAULTS, PRESETS
+from mnist_half.evaluation import METRICS, format_table, image_metrics, mean_squared_error, psnr, rmse
 from mnist_half.models import build_model
-from mnist_half.train import DEFAULTS, PRESETS, load_split
+from mnist_half.reader import RUN_FILE, build_classifier, classifier_meta, classifier_tag, save_classifier
+from mnist_half.runs import load_split
 
 
 @pytest.fixture
@@ -81,8 +81,8 @@ def tiny_run(no_mnist_env, monkeypatch, tmp_path):
     return run_dir
 
 
-def test_cli_prints_a_table_then_one_json_line(tiny_run, capsys):
-    run_command(main, ["--checkpoint", str(tiny_run / "checkpoint.npz"), "--limit", "20", "--json", "--no-progress"])
+def test_cli_prints_a_table_then_one_json_line(run_cli, tiny_run, capsys):
+    run_cli("evaluate", ["--checkpoint", str(tiny_run / "checkpoint.npz"), "--limit", "20", "--json", "--no-progress"])
     out = capsys.readouterr().out.strip().splitlines()
     report = json.loads(out[-1])
     assert list(report["methods"]) == ["cnn-lstm", "input", "nearest-neighbour", "pca", "clean"]
@@ -96,11 +96,11 @@ def test_cli_prints_a_table_then_one_json_line(tiny_run, capsys):
     assert any(line.startswith("nearest-neighbour") for line in out)
 
 
-def test_cli_dropout_samples_score_their_mean_in_their_own_file(tiny_run, capsys):
+def test_cli_dropout_samples_score_their_mean_in_their_own_file(run_cli, tiny_run, capsys):
     args = ["--checkpoint", str(tiny_run), "--limit", "20", "--json", "--no-progress"]
-    run_command(main, args)
+    run_cli("evaluate", args)
     plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    run_command(main, [*args, "--samples", "3"])
+    run_cli("evaluate", [*args, "--samples", "3"])
     out = capsys.readouterr().out.strip().splitlines()
     sampled = json.loads(out[-1])
     assert "mean of 3 dropout samples" in out[0] and sampled["samples"] == 3 and plain["samples"] == 1
@@ -109,26 +109,26 @@ def test_cli_dropout_samples_score_their_mean_in_their_own_file(tiny_run, capsys
     assert json.loads((tiny_run / "metrics-limit20-samples3.json").read_text()) == sampled
     assert json.loads((tiny_run / "metrics-limit20.json").read_text()) == plain
     with pytest.raises(SystemExit) as exit_info:
-        run_command(main, [*args, "--samples", "0"])
+        run_cli("evaluate", [*args, "--samples", "0"])
     assert exit_info.value.code == 2 and "--samples must be at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("problem", ["missing", "garbage", "not a run"])
-def test_cli_bad_checkpoint_exits_2_with_one_line(problem, tmp_path, capsys):
+def test_cli_bad_checkpoint_exits_2_with_one_line(run_cli, problem, tmp_path, capsys):
     path = tmp_path / "checkpoint.npz"
     if problem == "garbage":
         path.write_bytes(b"not a zip archive")
     elif problem == "not a run":
         save_checkpoint(path, {"W": np.zeros(3)}, {}, {"format": 1})
     with pytest.raises(SystemExit) as exit_info:
-        run_command(main, ["--checkpoint", str(path), "--no-progress"])
+        run_cli("evaluate", ["--checkpoint", str(path), "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and str(path) in err and "\n" not in err
 
 
-def test_cli_unknown_device_exits_2(tmp_path, capsys):
+def test_cli_unknown_device_exits_2(run_cli, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_command(main, ["--checkpoint", str(tmp_path / "checkpoint.npz"), "--device", "tpu"])
+        run_cli("evaluate", ["--checkpoint", str(tmp_path / "checkpoint.npz"), "--device", "tpu"])
     assert exit_info.value.code == 2
-    assert "unknown device 'tpu'" in capsys.readouterr().err
+    assert "invalid choice: 'tpu'" in capsys.readouterr().err

@@ -4,12 +4,10 @@ import numpy as np
 import pytest
 
 from mnist_half.checkpoint import CheckpointError, save_checkpoint
-from mnist_half.classifier import (RUN_FILE, TRAINING, build_classifier, cache_path, classifier_meta,
-                                   classifier_tag, load_classifier, load_or_train_classifier, main, predict,
-                                   save_classifier, train_classifier)
-from mnist_half.cli import run_command
+from mnist_half.config import DEFAULTS
 from mnist_half.data import Dataset, load_mnist, random_shift
-from mnist_half.train import DEFAULTS
+from mnist_half.reader import (RUN_FILE, TRAINING, build_classifier, cache_path, classifier_meta, classifier_tag,
+                               load_classifier, load_or_train_classifier, predict, save_classifier, train_classifier)
 from tinynet.backend import gpu_unavailable_reason
 from tinynet.functional.losses import softmax_cross_entropy
 
@@ -73,7 +71,7 @@ def test_save_and_load_keep_the_predictions(rng, tmp_path):
 
 def test_load_classifier_rejects_another_checkpoint(rng, tmp_path):
     path = tmp_path / "run.npz"
-    save_checkpoint(path, build_classifier(rng).named_params(), {}, {"format": 1, "config": {}})
+    save_checkpoint(path, build_classifier(rng).named_params(), {}, {"iteration": 0, "config": {"model": "cnn-lstm"}})
     with pytest.raises(CheckpointError, match="not a digit classifier"):
         load_classifier(path, np)
 
@@ -96,9 +94,9 @@ def test_load_or_train_takes_the_run_folders_then_the_caches(rng, tmp_path, monk
 
 
 @pytest.mark.skipif(gpu_unavailable_reason() is None, reason="a GPU is present, so --device gpu is valid here")
-def test_cli_gpu_without_one_exits_2(capsys):
+def test_cli_gpu_without_one_exits_2(run_cli, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run_command(main, ["--device", "gpu", "--no-progress"])
+        run_cli("classifier", ["--device", "gpu", "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --device gpu") and "\n" not in err

@@ -1,0 +1,57 @@
+"""A run's settings and the names every command agrees on.
+
+A run is described by one flat config dict: DEFAULTS, then the chosen preset, then the
+command line's values (`make_config`). The checkpoint stores it, so every later command
+(evaluate, figures, complete) reads the run exactly as it was trained.
+"""
+
+from .cli import UsageError, require_positive
+
+# The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
+# for a 2-core CPU: three members on the embedded digits (docs/training.md, "The quick preset now").
+PRESETS = {
+    "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 500, "target_blend": 0.3,
+              "members": 3},
+    "paper": {"iters": 500_000, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "warmup": 1000},
+}
+DEFAULTS = {
+    "model": "cnn-lstm", "preset": "quick", "device": "auto", "noise": "sp", "noise_amount": None,
+    "hidden": 128, "layers": 5, "dropout": 0.25, "literal_eq13": False, "l2": 1e-6, "clip": 1.0,
+    "min_lr_ratio": 0.05, "seed": 0, "split_seed": 0, "test_fraction": 0.25, "official_split": False,
+    "data": None, "eval_every": 250, "eval_digits": 500, "checkpoint_every": 500, "cuda_graph": True,
+    "average_decay": 0.999, "members": 1, "target_blend": 0.0, "target_neighbours": 25,
+}
+# Config entries that must be positive integers.
+POSITIVE_KEYS = ("iters", "batch_size", "hidden", "layers", "checkpoint_every", "members", "target_neighbours")
+
+# The files of a run folder.
+CHECKPOINT = "checkpoint.npz"
+LOG = "log.csv"
+METRICS_FILE = "metrics.json"
+
+# Config entries that decide which digits are test digits, and how they are corrupted.
+SPLIT_KEYS = ("data", "official_split", "test_fraction", "split_seed")
+NOISE_KEYS = ("noise", "noise_amount")
+
+TEST_NOISE_SEED = 1  # the held-out digits' corruption is fixed, so that evaluations compare
+INFERENCE_BATCH = 500  # digits per forward pass when nothing is trained (memory, not results, depends on it)
+
+
+def make_config(preset, overrides):
+    """DEFAULTS, then PRESETS[preset], then the `overrides` that are not None; checked by `validate`."""
+    config = {**DEFAULTS, **PRESETS[preset], "preset": preset}
+    config.update({key: value for key, value in overrides.items() if value is not None})
+    validate(config)
+    return config
+
+
+def validate(config):
+    """A UsageError naming the flag of the first value that a run cannot use."""
+    require_positive(**{key: config[key] for key in POSITIVE_KEYS}, lr=config["lr"])
+    if not 0 <= config["target_blend"] <= 1:
+        raise UsageError(f"--target-blend must be in [0, 1], got {config['target_blend']}")
+
+
+def saved_config(meta):
+    """The config of a saved run: a checkpoint written before a key existed takes the key's default."""
+    return {**DEFAULTS, **meta["config"]}

@@ -1,0 +1,188 @@
+"""A training run on disk: its data split, its run folder (checkpoint.npz, log.csv), and the
+one way to turn its checkpoint back into a model."""
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .cli import UsageError
+from .config import CHECKPOINT, LOG, NOISE_KEYS, SPLIT_KEYS
+from .data import load_mnist, split_dataset
+from .models import MODEL_LABELS, Ensemble, build_model
+
+FIGURE_ORDER = ("cnn-cnn", "cnn-lstm")  # compared runs come in Figure 7's column order
+
+
+def load_split(config, progress=True):
+    """(train, test) digits of the run's data source and seeded split (section 5.1)."""
+    dataset = load_mnist(config["data"], progress=progress)
+    return split_dataset(dataset, config["test_fraction"], config["split_seed"], config["official_split"])
+
+
+def data_kind(source):
+    """'embedded' or 'MNIST' for a dataset's `source`: a split of one is no split of the other."""
+    return "embedded" if source.startswith("embedded") else "MNIST"
+
+
+# --- the checkpoint --------------------------------------------------------------------------
+
+def checkpoint_path(path):
+    """The checkpoint file that `path` names: the file itself, or the one in a run folder."""
+    path = Path(path)
+    return path / CHECKPOINT if path.is_dir() else path
+
+
+def load_trained(path, xp):
+    """(model, meta) of the run saved at `path` (a checkpoint or its run folder): the model on
+    array module `xp`, for inference, with the averaged weights when the run kept an average;
+    a run of several members gives their Ensemble. A readable file that is no run's
+    checkpoint is a CheckpointError."""
+    path = checkpoint_path(path)
+    try:
+        params, _, meta = load_checkpoint(path, group="inference")
+        config = meta["config"]
+        members = [build_model(config["model"], np.random.default_rng(0), config, 0.5)
+                   for _ in range(config.get("members", 1))]
+        model = members[0] if len(members) == 1 else Ensemble(members)
+        model.to(xp)
+        model.load_params(params)
+    except CheckpointError:
+        raise
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: not a checkpoint of a known model ({type(error).__name__}: {error})") from None
+    return model, meta
+
+
+# --- the run folder --------------------------------------------------------------------------
+
+def resolve_out_dir(config, out, resume):
+    """--out, or runs/<model> (runs/<model>-2, -3, ... rather than overwrite an earlier run)."""
+    if out is not None:
+        out = Path(out)
+        if (out / CHECKPOINT).exists() and not resume:
+            raise UsageError(f"{out} already holds a run: add --resume to continue it, or choose another --out")
+        if resume and not (out / CHECKPOINT).exists():
+            raise UsageError(f"--resume: no {CHECKPOINT} in {out}")
+        return out
+    base = Path("runs") / config["model"]
+    if resume:
+        if not (base / CHECKPOINT).exists():
+            raise UsageError(f"--resume: no {CHECKPOINT} in {base} (give the run folder with --out)")
+        return base
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+class RunLog:
+    """log.csv: one row per logged iteration (train loss) and per evaluation (test loss)."""
+
+    FIELDS = ("iteration", "train_loss", "test_loss", "elapsed_s")
+
+    def __init__(self, path, resume_iteration):
+        self.path = path
+        rows = []
+        if path.exists() and resume_iteration is not None:  # drop rows past the checkpoint
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= resume_iteration]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, self.FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, iteration, train_loss="", test_loss="", elapsed_s=0.0):
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, self.FIELDS).writerow(
+                {"iteration": iteration, "train_loss": train_loss, "test_loss": test_loss,
+                 "elapsed_s": f"{elapsed_s:.1f}"})
+
+
+def read_log(path):
+    """{'train': (iterations, losses), 'test': (iterations, losses)} from a run's log.csv,
+    whose rows hold either a train_loss or a test_loss."""
+    columns = {"train": "train_loss", "test": "test_loss"}
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            missing = {"iteration", *columns.values()} - set(reader.fieldnames or ())
+            if missing:
+                raise UsageError(f"{path}: lacks the column(s) {', '.join(sorted(missing))}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UsageError(f"{path}: not a readable log ({error})") from None
+    series = {kind: ([], []) for kind in columns}
+    for line, row in enumerate(rows, start=2):
+        for kind, column in columns.items():
+            if row.get(column):
+                try:
+                    iteration, loss = int(row["iteration"]), float(row[column])
+                except (TypeError, ValueError):
+                    raise UsageError(f"{path}, line {line}: iteration {row['iteration']!r}, "
+                                     f"{column} {row[column]!r} are not numbers") from None
+                series[kind][0].append(iteration)
+                series[kind][1].append(loss)
+    return {kind: (np.array(its, dtype=np.int64), np.array(losses)) for kind, (its, losses) in series.items()}
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished (or interrupted) training run folder: its checkpoint's metadata and its log."""
+
+    folder: Path
+    meta: dict
+    log: dict
+
+    @classmethod
+    def open(cls, folder):
+        """The Run in `folder`; a missing folder, an unreadable checkpoint or log is an error."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UsageError(f"run folder {folder} does not exist")
+        for name in (CHECKPOINT, LOG):
+            if not (folder / name).is_file():
+                raise UsageError(f"run folder {folder} has no {name}")
+        _, _, meta = load_checkpoint(folder / CHECKPOINT)
+        model = meta.get("config", {}).get("model")
+        if model not in MODEL_LABELS:
+            raise UsageError(f"{folder / CHECKPOINT}: unknown model {model!r}")
+        return cls(folder, meta, read_log(folder / LOG))
+
+    @property
+    def config(self):
+        return self.meta["config"]
+
+    @property
+    def model(self):
+        return self.config["model"]
+
+    @property
+    def label(self):
+        return MODEL_LABELS[self.model]
+
+
+def load_runs(runs):
+    """Runs (folders or Run objects) to be compared, checked to hold at most one run per model
+    and to share data, split and noise; in FIGURE_ORDER."""
+    runs = [run if isinstance(run, Run) else Run.open(run) for run in runs]
+    if not runs:
+        raise UsageError("no runs given")
+    by_model = {}
+    for run in runs:
+        if run.model in by_model:
+            raise UsageError(f"{by_model[run.model].folder} and {run.folder} are both {run.label} runs: "
+                             "give at most one run per model")
+        by_model[run.model] = run
+    first = runs[0]
+    for run in runs[1:]:
+        differ = [key for key in SPLIT_KEYS + NOISE_KEYS if run.config.get(key) != first.config.get(key)]
+        if data_kind(run.meta.get("data_source", "")) != data_kind(first.meta.get("data_source", "")):
+            differ.append("data source")
+        if differ:
+            raise UsageError(f"runs {first.folder} and {run.folder} differ in {', '.join(differ)}: "
+                             "they must share the data split and noise to be compared")
+    return [by_model[model] for model in FIGURE_ORDER if model in by_model]
