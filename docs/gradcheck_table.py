@@ -20,7 +20,13 @@ os.environ.setdefault("TINYNET_NUMPY", "1")
 import numpy as np  # noqa: E402
 
 from tinynet.functional.activations import (  # noqa: E402
-    relu_backward, relu_forward, sigmoid_backward, sigmoid_forward, tanh_backward, tanh_forward)
+    relu_backward,
+    relu_forward,
+    sigmoid_backward,
+    sigmoid_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from tinynet.functional.conv import conv2d_backward, conv2d_forward  # noqa: E402
 from tinynet.functional.decoder import decoder_backward, decoder_forward  # noqa: E402
 from tinynet.functional.dense import dense_backward, dense_forward  # noqa: E402
@@ -28,8 +34,14 @@ from tinynet.functional.losses import l2_penalty, rmse_loss  # noqa: E402
 from tinynet.functional.lstm import lstm_step_backward, lstm_step_forward  # noqa: E402
 from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward  # noqa: E402
 from tinynet.functional.rnn import (  # noqa: E402
-    rnn_backward, rnn_forward, rnn_output_backward, rnn_output_forward, rnn_step_backward, rnn_step_forward)
-from tinynet.gradcheck import check_gradients, in_long_double, layer_in_long_double  # noqa: E402
+    rnn_backward,
+    rnn_forward,
+    rnn_output_backward,
+    rnn_output_forward,
+    rnn_step_backward,
+    rnn_step_forward,
+)
+from tinynet.gradcheck import check_gradients, in_long_double, layer_in_long_double, wide_float  # noqa: E402
 from tinynet.layers import Dense, Layer, LSTMDecoder, Sequential, Tanh  # noqa: E402
 
 BOUND = 1e-6
@@ -91,7 +103,7 @@ class _TinyEncoderDecoder(Layer):
 
 def _encoder_decoder(rng):
     model = _TinyEncoderDecoder(rng, np.float64)
-    twin = _TinyEncoderDecoder(np.random.default_rng(0), np.longdouble)
+    twin = _TinyEncoderDecoder(np.random.default_rng(0), wide_float())
     clean = rng.uniform(0, 1, (3, 4, 5))
     image = clean.copy()
     image[:, 2:] = 0

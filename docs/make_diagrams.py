@@ -203,9 +203,10 @@ def lstm_cell(path):
     _arrow(ax, (8.6, 2.87), (9.15, 4.2), GREY)
     _arrow(ax, (9.65, 4.2), (11.6, 4.2), text=f"h_t = {v['h']:.3f}", text_offset=(0, 0.25), colour=FORWARD)
     ax.text(10.6, 3.7, f"dh = {v['dh']:+.3f}\n(from above + from t+1)", color=BACKWARD, fontsize=8, ha="center")
-    ax.text(0.3, 0.15, "c_t = f c_{t-1} + i g (12);  h_t = o tanh(c_t) (13).  Backward: dc_t = dc + dh ⊙ o (1 - tanh² c_t); "
-            "di = dc_t g, df = dc_t c_{t-1}, dg = dc_t i, do = dh tanh c_t;\nthen each times its slope (σ' = s(1-s), "
-            "tanh' = 1 - g²) gives da. The cell path multiplies the gradient by f only: the 'gradient highway'.",
+    ax.text(0.3, 0.15, "c_t = f c_{t-1} + i g (12);  h_t = o tanh(c_t) (13).  "
+            "Backward: dc_t = dc + dh ⊙ o (1 - tanh² c_t); di = dc_t g, df = dc_t c_{t-1}, dg = dc_t i, "
+            "do = dh tanh c_t;\nthen each times its slope (σ' = s(1-s), tanh' = 1 - g²) gives da. "
+            "The cell path multiplies the gradient by f only: the 'gradient highway'.",
             fontsize=8, color=GREY)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
