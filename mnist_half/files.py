@@ -101,10 +101,14 @@ def load_npy(path, max_bytes=MAX_ARRAY_BYTES):
         start = f.read(len(ZIP_MAGIC))
         if start == ZIP_MAGIC:
             raise FileError(f"{path}: holds an archive of several arrays (.npz), expected one .npy array")
-        if not start:
-            raise FileError(f"{path}: is empty, expected a .npy array")
         f.seek(0)
-        return _read_checked(f, path, os.fstat(f.fileno()).st_size, max_bytes)
+        try:
+            if not start:
+                raise FileError(f"{path}: the file is empty")
+            return _read_checked(f, path, os.fstat(f.fileno()).st_size, max_bytes)
+        except FileError as error:
+            detail = str(error).removeprefix(f"{path}: ")
+            raise FileError(f"{path}: not a readable .npy array ({detail})") from None
 
 
 def load_npz(path, max_bytes=MAX_ARRAY_BYTES):
