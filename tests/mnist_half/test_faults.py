@@ -18,7 +18,6 @@ review ran 33).
 import io
 import json
 import os
-import runpy
 import shutil
 import signal
 import subprocess
@@ -57,20 +56,21 @@ class Result:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"
 
 
-def run_here(capsys, module, *args):
-    """`python -m mnist_half.<module> args` in this process; an exception other than
-    SystemExit escapes (and fails the test with its traceback)."""
-    saved = sys.argv
-    sys.argv = [f"mnist_half.{module}", *map(str, args)]
-    code = 0
-    try:
-        runpy.run_module(f"mnist_half.{module}", run_name="__main__", alter_sys=True)
-    except SystemExit as stop:
-        code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
-    finally:
-        sys.argv = saved
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err)
+@pytest.fixture
+def run_here(run_cli, capsys):
+    """run_here(module, *args): `python -m mnist_half.<module> args` in this process (the
+    run_cli fixture) as a Result; an exception other than SystemExit escapes (and fails the
+    test with its traceback)."""
+    def run(module, *args):
+        code = 0
+        try:
+            run_cli(module, args)
+        except SystemExit as stop:
+            code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
 
 
 def command(module, *args):
@@ -126,8 +126,9 @@ def env_here(fault_env, monkeypatch):
 def stand_in_classifier(fault_env):
     """An untrained digit classifier saved in the cache under the embedded split's tag, so
     that `evaluate` (and train's final report) finds one instead of training it."""
-    from mnist_half.classifier import build_classifier, cache_path, classifier_meta, classifier_tag, save_classifier
-    from mnist_half.train import DEFAULTS, load_split
+    from mnist_half.config import DEFAULTS
+    from mnist_half.reader import build_classifier, cache_path, classifier_meta, classifier_tag, save_classifier
+    from mnist_half.runs import load_split
 
     saved = {name: os.environ.get(name) for name in ("MNIST_HALF_OFFLINE", "MNIST_HALF_CACHE", "MNIST_HALF_DATA")}
     os.environ.update(MNIST_HALF_OFFLINE="1", MNIST_HALF_CACHE=fault_env["MNIST_HALF_CACHE"])
@@ -297,10 +298,10 @@ def damaged_checkpoint(source, case, target):
 
 
 @pytest.mark.parametrize("case", CHECKPOINT_CASES)
-def test_a_damaged_checkpoint_is_refused_by_complete(case, checkpoint, inputs, tmp_path, env_here, capsys):
+def test_a_damaged_checkpoint_is_refused_by_complete(case, checkpoint, inputs, tmp_path, env_here, run_here):
     bad = damaged_checkpoint(checkpoint, case, tmp_path / "ck" / "checkpoint.npz")
     before, input_before = digest(bad), digest(inputs)
-    result = run_here(capsys, "complete", "--checkpoint", bad, "--input", inputs, "--output", tmp_path / "out.npy",
+    result = run_here("complete", "--checkpoint", bad, "--input", inputs, "--output", tmp_path / "out.npy",
                       "--device", "cpu")
     assert_refused(result, EXIT_USAGE, str(bad))
     assert not (tmp_path / "out.npy").exists()
@@ -308,48 +309,48 @@ def test_a_damaged_checkpoint_is_refused_by_complete(case, checkpoint, inputs, t
 
 
 @pytest.mark.parametrize("case", CHECKPOINT_CASES)
-def test_a_damaged_checkpoint_is_refused_by_evaluate(case, checkpoint, tmp_path, env_here, capsys):
+def test_a_damaged_checkpoint_is_refused_by_evaluate(case, checkpoint, tmp_path, env_here, run_here):
     bad = damaged_checkpoint(checkpoint, case, tmp_path / "ck" / "checkpoint.npz")
     before = digest(bad)
-    result = run_here(capsys, "evaluate", "--checkpoint", bad, "--limit", 20, "--no-progress", "--device", "cpu")
+    result = run_here("evaluate", "--checkpoint", bad, "--limit", 20, "--no-progress", "--device", "cpu")
     assert_refused(result, EXIT_USAGE, str(bad))
     assert digest(bad) == before and not list(bad.parent.glob("metrics*.json"))
 
 
 @pytest.mark.parametrize("case", CHECKPOINT_CASES)
-def test_a_damaged_checkpoint_is_refused_by_resume(case, checkpoint, tmp_path, env_here, capsys):
+def test_a_damaged_checkpoint_is_refused_by_resume(case, checkpoint, tmp_path, env_here, run_here):
     bad = damaged_checkpoint(checkpoint, case, tmp_path / "run" / "checkpoint.npz")
     before = digest(bad)
-    result = run_here(capsys, "train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume"))
+    result = run_here("train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume"))
     assert_refused(result, EXIT_USAGE, str(bad))
     assert digest(bad) == before
 
 
-def test_another_models_checkpoint_names_both_sizes(checkpoint, tmp_path, env_here, capsys):
+def test_another_models_checkpoint_names_both_sizes(checkpoint, tmp_path, env_here, run_here):
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(checkpoint, run / "checkpoint.npz")
-    result = run_here(capsys, "train", *train_args(run, RUN_ITERS + 2, "--resume", "--hidden", 32))
+    result = run_here("train", *train_args(run, RUN_ITERS + 2, "--resume", "--hidden", 32))
     assert_refused(result, EXIT_USAGE, "hidden 16", "hidden 32")
     assert digest(run / "checkpoint.npz") == digest(checkpoint)
 
 
 @pytest.mark.parametrize("flags", [["--model", "cnn-cnn"], ["--lr", "1e-2"], ["--seed", "7"], ["--layers", "3"]])
-def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(flags, checkpoint, tmp_path, env_here, capsys):
+def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(flags, checkpoint, tmp_path, env_here, run_here):
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(checkpoint, run / "checkpoint.npz")
-    result = run_here(capsys, "train", *train_args(run, RUN_ITERS + 2, "--resume", *flags))
+    result = run_here("train", *train_args(run, RUN_ITERS + 2, "--resume", *flags))
     assert_refused(result, EXIT_USAGE, flags[0])
     assert digest(run / "checkpoint.npz") == digest(checkpoint)
 
 
-def test_resume_refuses_a_checkpoint_without_optimizer_state(checkpoint, tmp_path, env_here, capsys):
+def test_resume_refuses_a_checkpoint_without_optimizer_state(checkpoint, tmp_path, env_here, run_here):
     members = read_members(checkpoint)
     drop("optim/")(members)
     (tmp_path / "run").mkdir()
     write_members(tmp_path / "run" / "checkpoint.npz", members)
-    result = run_here(capsys, "train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume"))
+    result = run_here("train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume"))
     assert_refused(result, EXIT_USAGE, "optimizer")
 
 
@@ -364,27 +365,27 @@ HUGE_NPY = {
 
 
 @pytest.mark.parametrize("case", HUGE_NPY)
-def test_an_npy_header_claiming_too_much_is_refused_before_allocating(case, checkpoint, tmp_path, env_here, capsys):
+def test_an_npy_header_claiming_too_much_is_refused_before_allocating(case, checkpoint, tmp_path, env_here, run_here):
     source = tmp_path / f"{case}.npy"
     source.write_bytes(HUGE_NPY[case])
-    result = run_here(capsys, "complete", "--checkpoint", checkpoint, "--input", source,
+    result = run_here("complete", "--checkpoint", checkpoint, "--input", source,
                       "--output", tmp_path / "out.npy", "--device", "cpu")
     assert_refused(result, EXIT_USAGE, str(source), "header claims")
 
 
-def test_output_that_is_a_hard_link_to_the_input_is_refused(checkpoint, inputs, tmp_path, env_here, capsys):
+def test_output_that_is_a_hard_link_to_the_input_is_refused(checkpoint, inputs, tmp_path, env_here, run_here):
     link = tmp_path / "links" / "hard.npy"
     link.parent.mkdir()
     os.link(inputs, link)
     before = digest(inputs)
-    result = run_here(capsys, "complete", "--checkpoint", checkpoint, "--input", inputs, "--output", link,
+    result = run_here("complete", "--checkpoint", checkpoint, "--input", inputs, "--output", link,
                       "--device", "cpu")
     assert_refused(result, EXIT_USAGE, "input")
     assert digest(inputs) == before
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".png", ""])
-def test_output_below_a_file_is_refused_before_the_work(suffix, checkpoint, inputs, tmp_path, env_here, capsys):
+def test_output_below_a_file_is_refused_before_the_work(suffix, checkpoint, inputs, tmp_path, env_here, run_here):
     source = inputs
     if suffix == ".png":
         from PIL import Image
@@ -397,7 +398,7 @@ def test_output_below_a_file_is_refused_before_the_work(suffix, checkpoint, inpu
         Image.fromarray(np.zeros((28, 28), np.uint8)).save(source / "0.png")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = run_here(capsys, "complete", "--checkpoint", checkpoint, "--input", source,
+    result = run_here("complete", "--checkpoint", checkpoint, "--input", source,
                       "--output", blocker / "sub" / f"out{suffix}", "--device", "cpu")
     assert_refused(result, EXIT_USAGE, str(blocker))
     assert blocker.read_text() == "x"
@@ -452,13 +453,13 @@ def gzip_bomb(claimed_images, expanded_bytes):
 
 
 @pytest.mark.parametrize("case", ["zero_images", "tiny_3_images", "tiny_3_images_no_blend", "gz_bomb"])
-def test_data_too_small_or_a_bomb_is_one_line(case, tmp_path, env_here, capsys):
+def test_data_too_small_or_a_bomb_is_one_line(case, tmp_path, env_here, run_here):
     if case == "gz_bomb":
         folder = write_idx_folder(tmp_path / case, 1, gz_images=gzip_bomb(1, 1 << 30))
     else:
         folder = write_idx_folder(tmp_path / case, 0 if case == "zero_images" else 3)
     extra = ["--target-blend", "0"] if case.endswith("no_blend") else []
-    result = run_here(capsys, "train", *train_args(tmp_path / "run", 1, "--data", folder, *extra))
+    result = run_here("train", *train_args(tmp_path / "run", 1, "--data", folder, *extra))
     assert_refused(result, EXIT_USAGE)
     assert not (tmp_path / "run" / "checkpoint.npz").exists()
 
@@ -471,33 +472,33 @@ def test_data_too_small_or_a_bomb_is_one_line(case, tmp_path, env_here, capsys):
     (["--batch-size", "5000"], "--batch-size"), (["--target-neighbours", "100000"], "--target-neighbours"),
     (["--target-blend", "nan"], "--target-blend"),
 ])
-def test_a_bad_numeric_flag_is_one_line_before_any_work(flags, words, tmp_path, env_here, capsys):
-    result = run_here(capsys, "train", *train_args(tmp_path / "run", 3, *flags))
+def test_a_bad_numeric_flag_is_one_line_before_any_work(flags, words, tmp_path, env_here, run_here):
+    result = run_here("train", *train_args(tmp_path / "run", 3, *flags))
     assert_refused(result, EXIT_USAGE, words)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
 # --- output folders ---------------------------------------------------------------------------
 
-def test_train_out_that_is_a_file_or_below_one_is_refused_at_once(tmp_path, env_here, capsys):
+def test_train_out_that_is_a_file_or_below_one_is_refused_at_once(tmp_path, env_here, run_here):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     for out in (blocker, blocker / "run"):
-        result = run_here(capsys, "train", *train_args(out, 3))
+        result = run_here("train", *train_args(out, 3))
         assert_refused(result, EXIT_USAGE, str(blocker))
         assert "data:" not in result.err  # refused before the data loaded
     assert blocker.read_text() == "x"
 
 
-def test_figures_out_that_is_a_file_is_refused(tiny_run, tmp_path, env_here, capsys):
+def test_figures_out_that_is_a_file_is_refused(tiny_run, tmp_path, env_here, run_here):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = run_here(capsys, "figures", "--runs", tiny_run, "--out", blocker)
+    result = run_here("figures", "--runs", tiny_run, "--out", blocker)
     assert_refused(result, EXIT_USAGE, str(blocker))
     assert blocker.read_text() == "x"
 
 
-def test_an_unwritable_cache_is_found_before_training_the_classifier(checkpoint, tmp_path, env_here, capsys,
+def test_an_unwritable_cache_is_found_before_training_the_classifier(checkpoint, tmp_path, env_here, run_here,
                                                                      monkeypatch):
     blocker = tmp_path / "cache-file"
     blocker.write_text("x")
@@ -505,13 +506,13 @@ def test_an_unwritable_cache_is_found_before_training_the_classifier(checkpoint,
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(checkpoint, run / "checkpoint.npz")
-    import mnist_half.classifier
+    import mnist_half.reader
 
     def refuse(*args, **kwargs):
         raise AssertionError("the classifier was trained although it could not be saved")
 
-    monkeypatch.setattr(mnist_half.classifier, "train_classifier", refuse)
-    result = run_here(capsys, "evaluate", "--checkpoint", run / "checkpoint.npz", "--limit", 20, "--no-progress",
+    monkeypatch.setattr(mnist_half.reader, "train_classifier", refuse)
+    result = run_here("evaluate", "--checkpoint", run / "checkpoint.npz", "--limit", 20, "--no-progress",
                       "--device", "cpu")
     assert_refused(result, EXIT_USAGE, str(blocker))
 
@@ -537,7 +538,7 @@ def test_a_second_training_into_the_same_folder_is_refused_naming_the_first(tmp_
     lock = out / ".lock"
     try:
         assert wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), process=first)
-        second = run_process(fault_env, "train", *train_args(out, 400, "--resume"))
+        second = run_process(fault_env, "train", *train_args(out, 400, "--seed", 1))
         assert_refused(second, EXIT_USAGE, str(first.pid))
     finally:
         first.kill()
@@ -568,7 +569,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, fault_env):
     assert "Traceback" not in result.err and len(result.err.strip().splitlines()) <= 2, result
 
 
-def test_ctrl_c_during_a_save_and_again_during_the_interrupt_save_still_saves(tmp_path, env_here, capsys,
+def test_ctrl_c_during_a_save_and_again_during_the_interrupt_save_still_saves(tmp_path, env_here, run_here,
                                                                             monkeypatch):
     """The first Ctrl-C lands inside the periodic save at iteration 2, the second inside the
     interrupt save that follows: both saves complete, the run stops with exit 130."""
@@ -582,7 +583,7 @@ def test_ctrl_c_during_a_save_and_again_during_the_interrupt_save_still_saves(tm
         real_savez(*args, **kwargs)
 
     monkeypatch.setattr(np, "savez", savez_hit_by_ctrl_c)
-    result = run_here(capsys, "train", *train_args(tmp_path / "run", 40, "--target-blend", 0))
+    result = run_here("train", *train_args(tmp_path / "run", 40, "--target-blend", 0))
     assert result.code == EXIT_INTERRUPTED, result
     assert "Traceback" not in result.err, result
     assert len(saves) == 2
