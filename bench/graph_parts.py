@@ -17,9 +17,13 @@ from mnist_half.cli import run_command
 from mnist_half.config import DEFAULTS
 from mnist_half.models import build_model
 from mnist_half.training import training_update
+from tinynet.accel.decoder_buffered import (
+    lstm_layer_step_backward,
+    lstm_layer_step_forward,
+    output_row_backward,
+    output_row_forward,
+)
 from tinynet.backend import get_xp
-from tinynet.accel.decoder_buffered import (lstm_layer_step_backward, lstm_layer_step_forward,
-                                            output_row_backward, output_row_forward)
 from tinynet.functional.losses import rmse_loss
 from tinynet.optim import Adam, WeightAverage, clip_grad_norm, update_parameters
 

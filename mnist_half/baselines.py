@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .corruption import upper_rows
 
 MEDIAN_SIZE = 3
+NEIGHBOUR_BATCH = 500  # queries per distance product: 500 x 52,500 float32 (full MNIST) is 105 MB
 
 
 def upper_half(images):
@@ -74,7 +75,7 @@ def check_neighbours(k, train_images):
         raise ValueError(f"k={k} needs 1..{len(train_images)} training digits")
 
 
-def nearest_neighbour_completion(corrupted, train_images, k=10, batch_size=500, progress=False):
+def nearest_neighbour_completion(corrupted, train_images, k=10, batch_size=NEIGHBOUR_BATCH, progress=False):
     """The mean of the k training digits nearest to each corrupted digit's denoised upper half.
 
     corrupted: (N, 28, 28); train_images: (M, 28, 28) clean, M >= k. Returns (N, 28, 28).

@@ -10,7 +10,8 @@ of Figure 5 (white digit on black, lower half blanked, noisy); nothing is corrup
 --output takes the same form: a .npy of the same shape (uint8 in, uint8 out; float in, float32
 out), a .png, or a folder of PNGs with the same file names.
 --samples K > 1 averages K passes with dropout on (Monte Carlo dropout) instead of the one
-deterministic pass: a lower RMSE on held-out digits (docs/training.md), softer lower halves.
+deterministic pass: a lower RMSE on held-out digits (docs/training.md, "Ensembles, Monte Carlo
+dropout and snapshots"), softer lower halves.
 """
 
 import argparse

@@ -8,7 +8,7 @@ command line's values (`make_config`). The checkpoint stores it, so every later 
 from .cli import UsageError, require_positive
 
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
-# for a 2-core CPU: three members on the embedded digits (docs/training.md, "The quick preset now").
+# for a 2-core CPU: three members on the embedded digits (docs/training.md, "The recipe").
 PRESETS = {
     "quick": {"iters": 4000, "batch_size": 100, "optimizer": "adam", "lr": 4e-3, "warmup": 500, "target_blend": 0.3,
               "members": 3},

@@ -124,10 +124,11 @@ MODELS = {"cnn-lstm": CNNLSTM, "cnn-cnn": CNNCNN}
 
 class Ensemble(Layer):
     """The mean of the completions of independently trained models (`--members`;
-    docs/training.md, "seeds, shorter runs, augmentation, and ensembles"). Each member is the model of Table 1 (or Figure 1) with
-    its own weights; a redrawn lower half is uncertain and each member commits to its own
-    guess, so their mean is nearer the truth in RMSE than any one of them. Params are
-    'member{k}/...'. Inference only: training trains each member on its own loss."""
+    docs/training.md, "Ensembles, Monte Carlo dropout and snapshots"). Each member is the
+    model of Table 1 (or Figure 1) with its own weights; a redrawn lower half is uncertain
+    and each member commits to its own guess, so their mean is nearer the truth in RMSE
+    than any one of them. Params are 'member{k}/...'. Inference only: training trains each
+    member on its own loss."""
 
     def __init__(self, members):
         super().__init__()

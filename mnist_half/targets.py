@@ -1,5 +1,5 @@
 """The training targets: each clean training digit, its lower half blended with the mean
-lower half of its nearest neighbours (docs/training.md, "neighbour-blended targets, and members").
+lower half of its nearest neighbours (docs/training.md, "Targets: the neighbour blend").
 
 The RMSE of a redrawn lower half is lowest for the mean of the lower halves that digits
 with that upper half have, E[lower | upper]; one digit's own lower half is a single, noisy
@@ -12,11 +12,11 @@ The upper half, which the network only denoises, keeps its own pixels.
 
 import numpy as np
 
-from .baselines import batch_starts, check_neighbours, mean_of_nearest, upper_half_keys
+from .baselines import NEIGHBOUR_BATCH, batch_starts, check_neighbours, mean_of_nearest, upper_half_keys
 from .corruption import lower_rows
 
 
-def blended_targets(train_images, blend, k=25, batch_size=500, progress=False):
+def blended_targets(train_images, blend, k=25, batch_size=NEIGHBOUR_BATCH, progress=False):
     """(M, 28, 28) float32 targets of (M, 28, 28) clean training digits; blend 0 gives them back."""
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"the target blend must be in [0, 1], got {blend}")

@@ -25,8 +25,8 @@ from .runs import RunLog, load_split
 from .targets import blended_targets
 
 # On the embedded 3,750 training digits the CNN-LSTM's redrawn lower half is best after about
-# 4,000-5,000 iterations and worsens after that (docs/training.md, "the paper's schedule on
-# 5,000 digits"), so a long run on that few digits gets a warning.
+# 4,000-5,000 iterations and worsens after that (docs/training.md, "Schedule length and
+# overfitting"), so a long run on that few digits gets a warning.
 FEW_DIGITS, LONG_RUN = 10_000, 10_000
 CHECKPOINT_SECONDS = 300  # also save every few minutes, whatever --checkpoint-every says
 LOG_EVERY = 50  # iterations between two training-loss rows of log.csv
@@ -36,7 +36,8 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopp
 
 
 def learning_rate(config, iteration):
-    """Linear warm-up, then cosine decay to min_lr_ratio * lr (docs/training.md)."""
+    """Linear warm-up, then cosine decay to min_lr_ratio * lr (docs/training.md, "Learning rate and
+    warm-up: the dead thought vector")."""
     lr, warmup, total = config["lr"], config["warmup"], config["iters"]
     if iteration < warmup:
         return lr * (iteration + 1) / warmup

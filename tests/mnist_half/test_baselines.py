@@ -2,8 +2,13 @@
 
 import numpy as np
 
-from mnist_half.baselines import (complete_from_upper, fit_pca, median_filter, nearest_neighbour_completion,
-                                  pca_completion)
+from mnist_half.baselines import (
+    complete_from_upper,
+    fit_pca,
+    median_filter,
+    nearest_neighbour_completion,
+    pca_completion,
+)
 from mnist_half.corruption import corrupt_test_set
 from mnist_half.data import load_mnist, split_dataset
 

@@ -6,8 +6,19 @@ import pytest
 from mnist_half.checkpoint import CheckpointError, save_checkpoint
 from mnist_half.config import DEFAULTS
 from mnist_half.data import Dataset, load_mnist, random_shift
-from mnist_half.reader import (RUN_FILE, TRAINING, build_classifier, cache_path, classifier_meta, classifier_tag,
-                               load_classifier, load_or_train_classifier, predict, save_classifier, train_classifier)
+from mnist_half.reader import (
+    RUN_FILE,
+    TRAINING,
+    build_classifier,
+    cache_path,
+    classifier_meta,
+    classifier_tag,
+    load_classifier,
+    load_or_train_classifier,
+    predict,
+    save_classifier,
+    train_classifier,
+)
 from tinynet.backend import gpu_unavailable_reason
 from tinynet.functional.losses import softmax_cross_entropy
 

@@ -5,8 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from mnist_half.corruption import (add_gaussian_noise, add_salt_and_pepper, blank_lower_half, corrupt,
-                                   corrupt_test_set)
+from mnist_half.corruption import add_gaussian_noise, add_salt_and_pepper, blank_lower_half, corrupt, corrupt_test_set
 
 SIGMAS = 6  # statistical bounds: a binomial or normal estimate lies within 6 standard errors
 

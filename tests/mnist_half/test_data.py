@@ -7,8 +7,21 @@ import numpy as np
 import pytest
 
 from mnist_half import data
-from mnist_half.data import (IDX_PAIRS, IMAGE_MAGIC, LABEL_MAGIC, DataError, Dataset, batches, load_embedded,
-                             load_idx_folder, load_mnist, read_idx, read_mnist_csv, split_dataset, write_idx)
+from mnist_half.data import (
+    IDX_PAIRS,
+    IMAGE_MAGIC,
+    LABEL_MAGIC,
+    DataError,
+    Dataset,
+    batches,
+    load_embedded,
+    load_idx_folder,
+    load_mnist,
+    read_idx,
+    read_mnist_csv,
+    split_dataset,
+    write_idx,
+)
 
 pytestmark = pytest.mark.usefixtures("no_mnist_env")  # tests choose their data sources
 

@@ -12,7 +12,16 @@ from mnist_half.cli import EXIT_USAGE
 from mnist_half.config import DEFAULTS, PRESETS
 from mnist_half.data import IDX_PAIRS, write_idx
 from mnist_half.models import build_model
-from mnist_half.plots import CELL_INCHES, DPI, FIGURE5_DIGITS, TITLE_INCHES, figure6, figure7, fit_log_trend, pick_digits
+from mnist_half.plots import (
+    CELL_INCHES,
+    DPI,
+    FIGURE5_DIGITS,
+    TITLE_INCHES,
+    figure6,
+    figure7,
+    fit_log_trend,
+    pick_digits,
+)
 from mnist_half.runs import load_split
 
 pytestmark = pytest.mark.usefixtures("no_mnist_env")  # the runs name their own data folder
