@@ -31,6 +31,7 @@ import numpy as np
 # The most bytes one array of a checkpoint or an input may hold: the paper's model is about
 # 6 MB a member and full MNIST 47 MB, so this is far above any real file.
 MAX_ARRAY_BYTES = 1 << 30
+MAX_ARCHIVE_BYTES = 4 << 30  # the most that all arrays of one .npz may hold together
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 TEMP_SUFFIX = ".tmp"
@@ -127,6 +128,10 @@ def load_npz(path, max_bytes=MAX_ARRAY_BYTES):
             raise FileError(f"{path}: not an .npz archive ({error})") from None
         arrays = {}
         with archive:
+            claimed = sum(info.file_size for info in archive.infolist())
+            if claimed > MAX_ARCHIVE_BYTES:
+                raise FileError(f"{path}: its members claim {claimed:,} bytes, more than the {MAX_ARCHIVE_BYTES:,} "
+                                f"an archive may hold here")
             for info in archive.infolist():
                 name = info.filename[:-len(".npy")] if info.filename.endswith(".npy") else info.filename
                 where = f"{path}: member {info.filename}"
@@ -268,11 +273,12 @@ def save_npy(path, array, inputs=()):
 
 
 def remove_stale_temporaries(folder, name):
-    """Remove the temporary files that a killed writer of `folder/name` left behind: ours
-    (.NAME.*.tmp) and those of the older checkpoint writer (NAME*.tmp). Call it only while
-    holding the folder's RunLock, so that no live writer's file is taken. Returns their paths."""
+    """Remove the temporary files that a killed writer left in `folder`: atomic_output's of
+    any output (.*.tmp) and those of the older checkpoint writer of `name` (NAME*.tmp). Call
+    it only while holding the folder's RunLock, so that no live writer's file is taken.
+    Returns their paths."""
     folder = Path(folder)
-    stale = [*folder.glob(f"{temporary_name_prefix(name)}*{TEMP_SUFFIX}"), *folder.glob(f"{name}*{TEMP_SUFFIX}")]
+    stale = [*folder.glob(f".*{TEMP_SUFFIX}"), *folder.glob(f"{name}*{TEMP_SUFFIX}")]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

@@ -211,10 +211,12 @@ def test_check_writable_folder_finds_a_file_in_the_way_or_a_read_only_folder(tmp
 
 
 def test_stale_temporaries_of_a_killed_writer_are_removed(tmp_path):
-    for name in (".checkpoint.npz.abc123.tmp", "checkpoint.npzq1w2e3.tmp", "keep.tmp", "checkpoint.npz"):
+    for name in (".checkpoint.npz.abc123.tmp", ".log.csv.x1.tmp", "checkpoint.npzq1w2e3.tmp", "keep.tmp",
+                 "checkpoint.npz"):
         (tmp_path / name).write_text("x")
     removed = files.remove_stale_temporaries(tmp_path, "checkpoint.npz")
-    assert sorted(p.name for p in removed) == [".checkpoint.npz.abc123.tmp", "checkpoint.npzq1w2e3.tmp"]
+    assert sorted(p.name for p in removed) == [".checkpoint.npz.abc123.tmp", ".log.csv.x1.tmp",
+                                               "checkpoint.npzq1w2e3.tmp"]
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "keep.tmp"]
 
 
