@@ -299,6 +299,7 @@ def damaged_checkpoint(source, case, target):
 
 @pytest.mark.parametrize("case", CHECKPOINT_CASES)
 def test_a_damaged_checkpoint_is_refused_by_complete(case, checkpoint, inputs, tmp_path, env_here, run_here):
+    """Review 2.1-2.79, the `complete` rows (M1, M2, M3, M7)."""
     bad = damaged_checkpoint(checkpoint, case, tmp_path / "ck" / "checkpoint.npz")
     before, input_before = digest(bad), digest(inputs)
     result = run_here("complete", "--checkpoint", bad, "--input", inputs, "--output", tmp_path / "out.npy",
@@ -310,6 +311,7 @@ def test_a_damaged_checkpoint_is_refused_by_complete(case, checkpoint, inputs, t
 
 @pytest.mark.parametrize("case", CHECKPOINT_CASES)
 def test_a_damaged_checkpoint_is_refused_by_evaluate(case, checkpoint, tmp_path, env_here, run_here):
+    """Review 2.2-2.80, the `evaluate` rows."""
     bad = damaged_checkpoint(checkpoint, case, tmp_path / "ck" / "checkpoint.npz")
     before = digest(bad)
     result = run_here("evaluate", "--checkpoint", bad, "--limit", 20, "--no-progress", "--device", "cpu")
@@ -319,6 +321,7 @@ def test_a_damaged_checkpoint_is_refused_by_evaluate(case, checkpoint, tmp_path,
 
 @pytest.mark.parametrize("case", CHECKPOINT_CASES)
 def test_a_damaged_checkpoint_is_refused_by_resume(case, checkpoint, tmp_path, env_here, run_here):
+    """Review 2.3-2.81, the `train --resume` rows."""
     bad = damaged_checkpoint(checkpoint, case, tmp_path / "run" / "checkpoint.npz")
     before = digest(bad)
     result = run_here("train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume"))
@@ -327,6 +330,7 @@ def test_a_damaged_checkpoint_is_refused_by_resume(case, checkpoint, tmp_path, e
 
 
 def test_another_models_checkpoint_names_both_sizes(checkpoint, tmp_path, env_here, run_here):
+    """Review 2.82 (M7)."""
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(checkpoint, run / "checkpoint.npz")
@@ -337,6 +341,7 @@ def test_another_models_checkpoint_names_both_sizes(checkpoint, tmp_path, env_he
 
 @pytest.mark.parametrize("flags", [["--model", "cnn-cnn"], ["--lr", "1e-2"], ["--seed", "7"], ["--layers", "3"]])
 def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(flags, checkpoint, tmp_path, env_here, run_here):
+    """Review 2.83, 2.84 (M7)."""
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(checkpoint, run / "checkpoint.npz")
@@ -346,6 +351,7 @@ def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(flags, checkpoint
 
 
 def test_resume_refuses_a_checkpoint_without_optimizer_state(checkpoint, tmp_path, env_here, run_here):
+    """Review 2.57 (M7)."""
     members = read_members(checkpoint)
     drop("optim/")(members)
     (tmp_path / "run").mkdir()
@@ -366,6 +372,7 @@ HUGE_NPY = {
 
 @pytest.mark.parametrize("case", HUGE_NPY)
 def test_an_npy_header_claiming_too_much_is_refused_before_allocating(case, checkpoint, tmp_path, env_here, run_here):
+    """Review 1.28-1.31 (M2)."""
     source = tmp_path / f"{case}.npy"
     source.write_bytes(HUGE_NPY[case])
     result = run_here("complete", "--checkpoint", checkpoint, "--input", source,
@@ -374,6 +381,7 @@ def test_an_npy_header_claiming_too_much_is_refused_before_allocating(case, chec
 
 
 def test_output_that_is_a_hard_link_to_the_input_is_refused(checkpoint, inputs, tmp_path, env_here, run_here):
+    """Review 1.60 (M5)."""
     link = tmp_path / "links" / "hard.npy"
     link.parent.mkdir()
     os.link(inputs, link)
@@ -386,6 +394,7 @@ def test_output_that_is_a_hard_link_to_the_input_is_refused(checkpoint, inputs, 
 
 @pytest.mark.parametrize("suffix", [".npy", ".png", ""])
 def test_output_below_a_file_is_refused_before_the_work(suffix, checkpoint, inputs, tmp_path, env_here, run_here):
+    """Review 1.66 (M4), for each kind of output."""
     source = inputs
     if suffix == ".png":
         from PIL import Image
@@ -413,6 +422,7 @@ def limit_file_size(limit):
 
 
 def test_a_full_disk_leaves_no_partial_output(checkpoint, tmp_path, fault_env):
+    """Review 1.76 (M4), the full disk as a file size limit."""
     source = tmp_path / "big.npy"
     np.save(source, np.zeros((500, 28, 28), np.float32))
     out = tmp_path / "out" / "big.npy"
@@ -454,6 +464,7 @@ def gzip_bomb(claimed_images, expanded_bytes):
 
 @pytest.mark.parametrize("case", ["zero_images", "tiny_3_images", "tiny_3_images_no_blend", "gz_bomb"])
 def test_data_too_small_or_a_bomb_is_one_line(case, tmp_path, env_here, run_here):
+    """Review 3.12, 3.13, 3.30 (M6) and 3.25 (M2)."""
     if case == "gz_bomb":
         folder = write_idx_folder(tmp_path / case, 1, gz_images=gzip_bomb(1, 1 << 30))
     else:
@@ -473,6 +484,7 @@ def test_data_too_small_or_a_bomb_is_one_line(case, tmp_path, env_here, run_here
     (["--target-blend", "nan"], "--target-blend"),
 ])
 def test_a_bad_numeric_flag_is_one_line_before_any_work(flags, words, tmp_path, env_here, run_here):
+    """Review 5.8, 5.11, 5.13, 5.14, 5.17, 5.20, 5.22 (M3, M6)."""
     result = run_here("train", *train_args(tmp_path / "run", 3, *flags))
     assert_refused(result, EXIT_USAGE, words)
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
@@ -481,6 +493,7 @@ def test_a_bad_numeric_flag_is_one_line_before_any_work(flags, words, tmp_path, 
 # --- output folders ---------------------------------------------------------------------------
 
 def test_train_out_that_is_a_file_or_below_one_is_refused_at_once(tmp_path, env_here, run_here):
+    """Review 4c.1, 4c.2 (M4)."""
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     for out in (blocker, blocker / "run"):
@@ -491,6 +504,7 @@ def test_train_out_that_is_a_file_or_below_one_is_refused_at_once(tmp_path, env_
 
 
 def test_figures_out_that_is_a_file_is_refused(tiny_run, tmp_path, env_here, run_here):
+    """Review 5.48 (M4)."""
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     result = run_here("figures", "--runs", tiny_run, "--out", blocker)
@@ -500,6 +514,7 @@ def test_figures_out_that_is_a_file_is_refused(tiny_run, tmp_path, env_here, run
 
 def test_an_unwritable_cache_is_found_before_training_the_classifier(checkpoint, tmp_path, env_here, run_here,
                                                                      monkeypatch):
+    """Review 3.31 (M4)."""
     blocker = tmp_path / "cache-file"
     blocker.write_text("x")
     monkeypatch.setenv("MNIST_HALF_CACHE", str(blocker))
@@ -532,6 +547,7 @@ def wait_for(predicate, timeout=60.0, process=None):
 
 def test_a_second_training_into_the_same_folder_is_refused_naming_the_first(tmp_path, fault_env,
                                                                               stand_in_classifier):
+    """Review 4c.4 (M8)."""
     out = tmp_path / "run"
     first = subprocess.Popen(command("train", *train_args(out, 400)), env=fault_env, cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -546,6 +562,7 @@ def test_a_second_training_into_the_same_folder_is_refused_naming_the_first(tmp_
 
 
 def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(checkpoint, tmp_path, fault_env):
+    """Review 4c.6 (M3)."""
     run = tmp_path / "run"
     run.mkdir()
     shutil.copy(checkpoint, run / "checkpoint.npz")
@@ -559,6 +576,7 @@ def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(checkpo
 
 
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, fault_env):
+    """Review 4b.11 (M9)."""
     process = subprocess.Popen(command("train", *train_args(tmp_path / "run", 100)), env=fault_env, cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # past the imports, into the loading of the data
@@ -571,7 +589,7 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, fault_env):
 
 def test_ctrl_c_during_a_save_and_again_during_the_interrupt_save_still_saves(tmp_path, env_here, run_here,
                                                                             monkeypatch):
-    """The first Ctrl-C lands inside the periodic save at iteration 2, the second inside the
+    """Review 4b.10 (M9). The first Ctrl-C lands inside the periodic save at iteration 2, the second inside the
     interrupt save that follows: both saves complete, the run stops with exit 130."""
     real_savez = np.savez
     saves = []
@@ -590,6 +608,29 @@ def test_ctrl_c_during_a_save_and_again_during_the_interrupt_save_still_saves(tm
     assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[2]["iteration"] == 2
 
 
+def test_ctrl_c_during_the_final_evaluation_is_one_line_and_exit_130(tmp_path, env_here, run_here, monkeypatch):
+    """Review 4b.8: the checkpoint is complete, the line says how to get the metrics."""
+    import mnist_half.evaluation
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mnist_half.evaluation, "evaluate_checkpoint", interrupted)
+    result = run_here("train", *train_args(tmp_path / "run", 2, "--target-blend", 0))
+    assert result.code == EXIT_INTERRUPTED and "Traceback" not in result.err, result
+    assert "mnist_half.evaluate" in result.err
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[2]["iteration"] == 2
+
+
+def test_a_full_disk_during_training_is_one_line_and_keeps_no_partial_checkpoint(tmp_path, fault_env):
+    """Review 4c.7-8 (with a file size limit for the full disk): exit 2, no temporary left."""
+    out = tmp_path / "run"
+    result = run_process(fault_env, "train", *train_args(out, 4, "--target-blend", 0),
+                         preexec_fn=limit_file_size(1_000_000))
+    assert_refused(result, EXIT_USAGE, "checkpoint.npz")
+    assert not (out / "checkpoint.npz").exists() and not list(out.glob(".*.tmp"))
+
+
 def log_rows(run):
     """log.csv's rows without the elapsed time."""
     return [line.rsplit(",", 1)[0] for line in (run / "log.csv").read_text().splitlines()]
@@ -599,6 +640,7 @@ def log_rows(run):
 @pytest.mark.parametrize("trial", range(KILL_TRIALS))
 def test_kill_9_leaves_a_loadable_checkpoint_and_resume_matches_the_uninterrupted_run(trial, tiny_run, tmp_path,
                                                                                        fault_env):
+    """Review 4a.1-4a.33, with 4a.34 (log.csv) and 4a.35 (stale temporaries)."""
     out = tmp_path / "run"
     process = subprocess.Popen(command("train", *train_args(out)), env=fault_env, cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
