@@ -60,11 +60,15 @@ def accelerated(reference):
     """Let the twins listed for `reference` in tinynet.accel.TWINS serve its calls (see the
     module). `f.reference` is always the plain function."""
     name = reference_name(reference)
+    twins = None  # this function's entries of TWINS, looked up on its first accelerated call
 
     @functools.wraps(reference)
     def call(*args, **kwargs):
+        nonlocal twins
         if ENABLED:
-            for accepts, spec in twin_table().get(name, ()):
+            if twins is None:
+                twins = twin_table().get(name, ())
+            for accepts, spec in twins:
                 if accepts(*args):
                     out = load_twin(spec)(*args, **kwargs)
                     if out is not NotImplemented:

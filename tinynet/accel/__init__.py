@@ -32,17 +32,19 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 def _arrays(args):
     """The array arguments among `args`, and the arrays of dict arguments (not those in
     tuples: a cache holds integer arrays too)."""
+    arrays = []
     for arg in args:
-        if isinstance(arg, dict):
-            yield from (a for a in arg.values() if type(a) is np.ndarray or is_gpu_array(a))
-        elif type(arg) is np.ndarray or is_gpu_array(arg):
-            yield arg
+        if type(arg) is np.ndarray or is_gpu_array(arg):
+            arrays.append(arg)
+        elif isinstance(arg, dict):
+            arrays.extend(a for a in arg.values() if type(a) is np.ndarray or is_gpu_array(a))
+    return arrays
 
 
 def numpy_float(*args):
     """Every array argument a float32 or float64 NumPy array (so not the long double arrays
     of the gradient checks), and at least one."""
-    arrays = list(_arrays(args))
+    arrays = _arrays(args)
     return bool(arrays) and all(type(a) is np.ndarray and a.dtype in FLOAT_DTYPES for a in arrays)
 
 
@@ -56,14 +58,14 @@ def _cpu_has_avx512():
 def numpy_float32_on_avx512(*args):
     """Every array argument a float32 NumPy array, on a CPU with AVX-512 (elsewhere NumPy's
     BLAS is as fast as tinynet's own product)."""
-    arrays = list(_arrays(args))
+    arrays = _arrays(args)
     return (bool(arrays) and all(type(a) is np.ndarray and a.dtype == np.float32 for a in arrays)
             and _cpu_has_avx512())
 
 
 def cupy_float(*args):
     """Every array argument a float32 or float64 CuPy array, and at least one."""
-    arrays = list(_arrays(args))
+    arrays = _arrays(args)
     return bool(arrays) and all(is_gpu_array(a) and a.dtype in FLOAT_DTYPES for a in arrays)
 
 
