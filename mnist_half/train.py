@@ -11,8 +11,8 @@ import json
 from tinynet.optim import OPTIMIZERS
 
 from .checkpoint import load_checkpoint
-from .cli import add_device_arg, run_command
-from .config import CHECKPOINT, DEFAULTS, LOG, METRICS_FILE, PRESETS, make_config
+from .cli import add_device_arg, add_progress_arg, run_command
+from .config import CHECKPOINT, DEFAULTS, LOG, METRICS_FILE, PRESETS, make_config, saved_config
 from .corruption import NOISES
 from .evaluation import evaluate_checkpoint, format_table
 from .models import MODELS
@@ -60,7 +60,7 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false", default=None,
                         help="GPU: run every step eagerly instead of replaying a captured CUDA graph")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_arg(parser)
     return parser.parse_args(argv)
 
 
@@ -82,9 +82,10 @@ def main(argv=None):
     args = parse_args(argv)
     config = config_from_args(args)
     out_dir = resolve_out_dir(config, args.out, args.resume)
-    if args.resume:  # the saved run's config, with this command's iterations and device
+    if args.resume:  # the saved run's config, with this command's device (and --iters, when given)
         _, _, meta = load_checkpoint(out_dir / CHECKPOINT)
-        config = {**DEFAULTS, **meta["config"], "iters": config["iters"] if args.iters else meta["config"]["iters"],
+        saved = saved_config(meta)
+        config = {**saved, "iters": config["iters"] if args.iters else saved["iters"],
                   "device": config["device"], "cuda_graph": config["cuda_graph"]}
     trainer = train(config, out_dir, resume=args.resume, progress=not args.no_progress)
     report_run(out_dir, config["device"], progress=not args.no_progress)

@@ -5,7 +5,17 @@ import math
 import numpy as np
 import pytest
 
-from mnist_half.corruption import add_gaussian_noise, add_salt_and_pepper, blank_lower_half, corrupt, corrupt_test_set
+from mnist_half.config import TEST_NOISE_SEED
+from mnist_half.corruption import (
+    add_gaussian_noise,
+    add_salt_and_pepper,
+    blank_lower_half,
+    corrupt,
+    corrupt_held_out,
+    corrupt_test_set,
+    lower_rows,
+    upper_rows,
+)
 
 SIGMAS = 6  # statistical bounds: a binomial or normal estimate lies within 6 standard errors
 
@@ -94,3 +104,19 @@ def test_training_noise_is_fresh_every_batch(rng):
 def test_unknown_noise_is_an_error(rng):
     with pytest.raises(ValueError, match="unknown noise 'poisson'"):
         corrupt(grey_images(1), rng, "poisson")
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (1, 28, 28)], ids=["NHW", "NCHW"])
+def test_the_halves_split_the_rows_at_14(shape):
+    images = np.zeros((2, *shape), np.float32)
+    assert upper_rows(images) == slice(0, 14) and lower_rows(images) == slice(14, None)
+    rows = np.arange(28)
+    np.testing.assert_array_equal(np.concatenate([rows[upper_rows(images)], rows[lower_rows(images)]]), rows)
+
+
+def test_held_out_corruption_is_the_runs_noise_with_the_fixed_test_seed(rng):
+    images = rng.uniform(0, 1, (4, 28, 28)).astype(np.float32)
+    config = {"noise": "gauss", "noise_amount": 0.1}
+    np.testing.assert_array_equal(corrupt_held_out(images, config),
+                                  corrupt_test_set(images, "gauss", TEST_NOISE_SEED, 0.1))
+    assert not np.array_equal(corrupt_held_out(images, config), corrupt_held_out(images, {**config, "noise": "sp"}))
