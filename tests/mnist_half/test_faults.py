@@ -576,10 +576,11 @@ def test_divergence_stops_with_exit_3_and_keeps_the_last_good_checkpoint(checkpo
 
 
 def test_ctrl_c_during_start_up_is_one_line_and_exit_130(tmp_path, fault_env):
-    """Review 4b.11 (M9)."""
-    process = subprocess.Popen(command("train", *train_args(tmp_path / "run", 100)), env=fault_env, cwd=REPO,
+    """Review 4b.11 (M9): Ctrl-C while the data loads, before the first iteration."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(command("train", *train_args(out, 100)), env=fault_env, cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)  # past the imports, into the loading of the data
+    assert wait_for(lambda: (out / ".lock").exists(), process=process)  # past the imports: loading the data
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     result = Result(process.returncode, out, err)
