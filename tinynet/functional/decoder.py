@@ -62,14 +62,14 @@ def decoder_forward(x_rows, v, params, masks=None, literal_eq13=False):
     y_prev = xp.zeros((N, D), dtype=params["out/W"].dtype)
     ys, caches = [], []
     for t in range(T):
-        step_caches, below = [], None  # below: what layer l - 1 sent up at step t (after dropout)
+        step_caches, sent_up = [], None  # what layer l - 1 sent up at step t (after dropout)
         for l in range(L):
-            inputs = (x_rows[:, t], h[0], v, y_prev) if l == 0 else (below, h[l])
+            inputs = (x_rows[:, t], h[0], v, y_prev) if l == 0 else (sent_up, h[l])
             h[l], c[l], cache = lstm_step_forward(inputs, c[l], layer_weights(params, l), params[f"layer{l}/b"],
                                                   literal_eq13)
             step_caches.append(cache)
-            below = h[l] if masks is None else h[l] * masks[l, t]
-        z, out_cache = dense_forward(below, params["out/W"], params["out/b"])
+            sent_up = h[l] if masks is None else h[l] * masks[l, t]
+        z, out_cache = dense_forward(sent_up, params["out/W"], params["out/b"])
         y_prev, _ = sigmoid_forward(z)  # eq. (14), fed back at step t + 1
         ys.append(y_prev)
         caches.append((step_caches, out_cache, y_prev))
@@ -105,11 +105,11 @@ def decoder_backward(dy, cache, side=None):
     for t in reversed(range(dy.shape[1])):
         step_caches, out_cache, y_t = caches[t]
         dz, _ = sigmoid_backward(dy[:, t] + dy_fed_back, y_t)  # eq. (14)
-        d_up, out_grads = dense_backward(dz, out_cache)
+        d_sent_up, out_grads = dense_backward(dz, out_cache)
         accumulate("out/W", out_grads["W"])
         accumulate("out/b", out_grads["b"])
         for l in reversed(range(L)):
-            d_h = d_up if masks is None else d_up * masks[l, t]
+            d_h = d_sent_up if masks is None else d_sent_up * masks[l, t]
             dinputs, dc[l], dweights, db = lstm_step_backward(d_h + dh[l], dc[l], step_caches[l])
             for key, dW in zip(BOTTOM_INPUTS if l == 0 else UPPER_INPUTS, dweights):
                 accumulate(f"layer{l}/{key}", dW)
@@ -119,5 +119,5 @@ def decoder_backward(dy, cache, side=None):
                 dx_rows.append(dx_t)
                 dv = dv + dv_t
             else:
-                d_up, dh[l] = dinputs
+                d_sent_up, dh[l] = dinputs
     return xp_of(dy).stack(dx_rows[::-1], axis=1), dv, grads
