@@ -66,6 +66,9 @@ class LSTMDecoder(Layer):
     Params, flat: layer0/{Wx, Wh, Wv, Wy, b}, layer{l}/{Wx, Wh, b} for l >= 1, out/{W, b};
     every W is (inputs, 4H) with gate blocks i, f, g, o; the forget-gate biases start at
     `forget_bias`.
+
+    forward/backward call tinynet.functional.decoder, whose accelerated twin (the buffered
+    decoder of tinynet.accel, through tinynet.dispatch) serves float32 and float64 arrays.
     """
 
     def __init__(self, row_size=28, thought_size=100, hidden_size=128, num_layers=5, *, rng,
