@@ -357,7 +357,10 @@ def test_resume_refuses_a_checkpoint_without_optimizer_state(checkpoint, tmp_pat
     (tmp_path / "run").mkdir()
     write_members(tmp_path / "run" / "checkpoint.npz", members)
     result = run_here("train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume"))
-    assert_refused(result, EXIT_USAGE, "optimizer")
+    assert_refused(result, EXIT_USAGE, "optimizer", "--reset-optimizer")
+    result = run_here("train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume", "--reset-optimizer"))
+    assert result.code == 0, result
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[2]["iteration"] == RUN_ITERS + 2
 
 
 # --- inputs and outputs of complete -----------------------------------------------------------
