@@ -125,10 +125,11 @@ def conv_transpose2d_forward(x, W, b, stride=2, pad=0, output_padding=0):
 def conv_transpose2d_backward(dy, cache):
     """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W), grads {W: (C_in, C_out, kh, kw), b: (C_out,)}.
 
-    dL/dx is the conv2d of dy with W (without bias); dL/dW = x_rows @ cols(dy)^T.
+    dL/dx is the conv2d of dy with W (without bias), W_rows @ cols(dy); dL/dW = x_rows @ cols(dy)^T.
     """
     x, W, stride, pad = cache
-    _, _, kh, kw = W.shape
-    dx = correlate(dy, W, stride, pad)
-    dW = matmul(images_to_rows(x), im2col(dy, kh, kw, stride, pad).T).reshape(W.shape)
+    C_in, _, kh, kw = W.shape
+    cols = im2col(dy, kh, kw, stride, pad)
+    dx = rows_to_images(matmul(W.reshape(C_in, -1), cols), x.shape[0]).reshape(x.shape)
+    dW = matmul(images_to_rows(x), cols.T).reshape(W.shape)
     return dx, {"W": dW, "b": dy.sum(axis=(0, 2, 3))}
