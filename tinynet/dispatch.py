@@ -5,7 +5,7 @@ decorated with `@accelerated` may be served by a *twin*: a function of tinynet.a
 the same signature and the same result (up to float rounding, tested in tests/tinynet), only
 faster. tinynet.accel.TWINS lists every decorated function by name ("module.function") with
 its twins, each as (accepts, "accel submodule:function"). A call runs the first twin whose
-`accepts(*args)` is true and that does not decline (a twin returns NotImplemented for inputs
+`accepts(*args)` (the positional arguments) is true and that does not decline (a twin returns NotImplemented for inputs
 it cannot serve, e.g. a view its kernel cannot read); otherwise the reference body runs.
 
 The twins are optional: this module finds tinynet.accel by name, on first use. Without the

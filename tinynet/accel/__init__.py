@@ -4,7 +4,7 @@ Each twin computes what its reference computes (exactly, or to float rounding), 
 same arguments and results, only faster; tests/tinynet checks every pair. Calls reach the
 twins only through tinynet.dispatch, which reads TWINS: for each @accelerated reference,
 by name, its twins in order of preference as (accepts, "submodule:function"). `accepts`
-sees the call's arguments; the submodule is imported when it first serves. A twin may
+sees the call's positional arguments; the submodule is imported when it first serves. A twin may
 still decline a call by returning NotImplemented, and then the next one, or the reference,
 runs. Delete this package and tinynet runs everything on its reference.
 
