@@ -81,31 +81,38 @@ class ThreadChooser:
     """Picks, as a loop runs, the faster of `usable_cores()` threads and one thread.
 
     Call `step_done(seconds)` after each timed step; it may change the thread count for the
-    next step. Each count is first timed for `trial_steps` steps (the first step after a
-    switch is not counted: caches and thread pools warm up); then the faster count serves,
-    and every `recheck_every` steps the other one gets another trial, so a run that
-    started on a busy machine gets its cores back when the machine frees up, and the
-    reverse. With one usable core there is nothing to choose and it never switches.
+    next step. A trial times each count for `trial_steps` steps (the first step after a
+    switch is not counted: caches and thread pools warm up); then the faster count serves.
+    A new trial starts when the serving count's recent steps (the median of the last
+    `trial_steps`) take `slower` times its trial's median, so a program starting beside the
+    run is noticed within a few steps, and every `recheck_every` steps in any case, so a run
+    that fell back to one thread gets its cores back when the machine frees up. With one
+    usable core there is nothing to choose and it never switches.
     """
 
-    def __init__(self, cores=None, trial_steps=5, recheck_every=500):
+    def __init__(self, cores=None, trial_steps=5, recheck_every=500, slower=1.5):
         self.choices = sorted({cores or usable_cores(), 1}, reverse=True)
-        self.trial_steps, self.recheck_every = trial_steps, recheck_every
+        self.trial_steps, self.recheck_every, self.slower = trial_steps, recheck_every, slower
         self.median = {}  # threads -> the median step time of its latest trial
-        self.samples = []
+        self.samples = []  # the current trial's step times, or the serving count's recent ones
         self.threads = set_threads(self.choices[0])
         self.steps_since_trial = 0
         self.trying = len(self.choices) > 1  # the first count's trial starts at once
 
     def step_done(self, seconds):
         """Record one step's seconds at the current count; switch counts when a trial ends."""
-        if not self.trying:
-            self.steps_since_trial += 1
-            if len(self.choices) > 1 and self.steps_since_trial >= self.recheck_every:
-                self.median.clear()  # re-time both: the machine may have changed
-                self._start_trial(next(count for count in self.choices if count != self.threads))
+        if len(self.choices) == 1:
             return
         self.samples.append(seconds)
+        if not self.trying:
+            self.steps_since_trial += 1
+            recent = self.samples[-self.trial_steps:]
+            slowed = (len(recent) == self.trial_steps
+                      and statistics.median(recent) > self.slower * self.median[self.threads])
+            if slowed or self.steps_since_trial >= self.recheck_every:
+                self.median.clear()  # re-time both: the machine has changed, or may have
+                self._start_trial(next(count for count in self.choices if count != self.threads))
+            return
         if len(self.samples) <= self.trial_steps:  # samples[0] is the step right after a switch
             return
         self.median[self.threads] = statistics.median(self.samples[1:])

@@ -65,6 +65,15 @@ def test_chooser_rechecks_and_follows_the_machine(monkeypatch):
     assert counts[-40:].count(4) >= 30  # idle again: all cores
 
 
+def test_chooser_notices_a_program_starting_within_a_few_steps(monkeypatch):
+    def seconds_at(count, step):  # idle until step 30, then another program takes cores
+        return 1.0 / count if step < 30 else {4: 3.0, 1: 1.0}[count]
+
+    counts = run_chooser(monkeypatch, seconds_at, 60, trial_steps=3, recheck_every=1000)
+    assert counts[8:30] == [4] * 22
+    assert counts[-15:] == [1] * 15  # switched long before the periodic recheck
+
+
 def test_one_usable_core_never_switches(monkeypatch):
     monkeypatch.setattr(threads, "set_threads", lambda count: count)
     chooser = threads.ThreadChooser(cores=1, trial_steps=2, recheck_every=3)
