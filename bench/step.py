@@ -8,6 +8,11 @@ One iteration is what mnist_half.training's Trainer.step does once its batch is 
 gradient clipping, Adam. It runs on one fixed pre-made batch, so data preparation is not
 timed. On the GPU the step is replayed from a CUDA graph after two eager warm-up steps, as
 in training (--no-cuda-graph: eager). With --json the last line printed is one JSON object.
+
+On the CPU tinynet picks its thread count as a training run does (tinynet.threads.ThreadChooser:
+every usable core, or one thread when that is faster); PyTorch runs on every core, its default.
+--contend K measures everything a second time with K busy processes beside it (bench.contend)
+and reports each framework's slowdown, the contended time over the idle one.
 """
 
 import argparse
@@ -20,6 +25,7 @@ import time
 
 import numpy as np
 
+from bench.contend import busy_processes
 from mnist_half.cli import fail, run_command
 from mnist_half.config import DEFAULTS, PRESETS
 from mnist_half.corruption import corrupt
@@ -27,6 +33,7 @@ from mnist_half.models import IMAGE_SIZE, MODELS, build_model
 from mnist_half.training import capture_step, training_update
 from tinynet import dispatch
 from tinynet.backend import get_xp
+from tinynet.threads import ThreadChooser
 from tinynet.optim import Adam
 
 LR = PRESETS["paper"]["lr"]
@@ -95,18 +102,31 @@ def timed(run, sync, gap_s=0.0):
 class Contender:
     """One framework under test: its training iteration, its inference pass and its clock sync."""
 
-    def __init__(self, name, train, infer, sync):
+    def __init__(self, name, train, infer, sync, chooser=None):
         self.name, self.train, self.infer, self.sync = name, train, infer, sync
+        self.chooser = chooser  # tinynet.threads.ThreadChooser, fed every training step's time
         self.train_s, self.infer_s = [], []
 
+    def time_train(self, gap_s=0.0):
+        seconds = timed(self.train, self.sync, gap_s)
+        if self.chooser is not None:
+            self.chooser.step_done(seconds)
+        return seconds
+
     def warm_up(self, iterations):
-        for _ in range(max(1, iterations)):
-            timed(self.train, self.sync)
+        """`iterations` untimed steps, and as many more as the thread chooser's first trial takes."""
+        trial = 0 if self.chooser is None else len(self.chooser.choices) * (self.chooser.trial_steps + 1)
+        for _ in range(max(1, iterations, trial)):
+            self.time_train()
             timed(self.infer, self.sync)
 
+    def reset(self):
+        self.train_s, self.infer_s = [], []
 
-def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph):
-    """(contender, its initial parameters as NumPy arrays) for tinynet on module `xp`."""
+
+def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph, threads=None):
+    """(contender, its initial parameters as NumPy arrays) for tinynet on module `xp`; on the
+    CPU its thread count is chosen among `threads` and 1 as in training."""
     config = {"hidden": hidden, "layers": layers, "dropout": DROPOUT}
     model = build_model(model_name, np.random.default_rng(seed), config, float(y_host.mean()))
     initial = {name: value.copy() for name, value in model.named_params().items()}
@@ -125,7 +145,8 @@ def tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda
         optimizer.begin_step()
         run_step()
 
-    contender = Contender("tinynet", train, lambda: model.forward(x, train=False), sync)
+    chooser = ThreadChooser(threads) if xp is np else None
+    contender = Contender("tinynet", train, lambda: model.forward(x, train=False), sync, chooser)
     return contender, initial
 
 
@@ -175,17 +196,49 @@ def summary(times):
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
+def time_turns(contenders, iters, block, gap_s):
+    """Time `iters` training iterations, then `iters` inference passes, of every contender,
+    alternating: a turn is `block` training iterations back to back, after `gap_s` idle."""
+    for turn in range(0, iters, block):
+        for contender in contenders:
+            for i in range(min(block, iters - turn)):
+                contender.train_s.append(contender.time_train(gap_s if i == 0 else 0.0))
+    for _ in range(iters):
+        for contender in contenders:
+            contender.infer_s.append(timed(contender.infer, contender.sync, gap_s))
+
+
+def timings(contenders, batch_size, prefix=""):
+    """The result entries of the contenders' latest timings."""
+    result = {}
+    for framework, contender in zip(("", "torch_"), contenders):
+        for key, value in summary(contender.train_s).items():
+            result[f"{prefix}{framework}{key}_s_per_iter"] = value
+        result[f"{prefix}{framework}images_per_s"] = batch_size / statistics.median(contender.infer_s)
+        if contender.chooser is not None:
+            result[f"{prefix}threads_chosen"] = contender.chooser.threads
+    if len(contenders) == 2:
+        result[f"{prefix}ratio"] = result[f"{prefix}median_s_per_iter"] / result[f"{prefix}torch_median_s_per_iter"]
+        result[f"{prefix}paired_ratio"] = statistics.median(a / b for a, b in zip(contenders[0].train_s,
+                                                                                  contenders[1].train_s))
+    return result
+
+
 def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, layers=5, iters=20, warmup=3,
-            compare_torch=False, seed=0, gap_s=GAP_S, threads=None, cuda_graph=True, torch_tf32=False, block=1):
+            compare_torch=False, seed=0, gap_s=GAP_S, threads=None, cuda_graph=True, torch_tf32=False, block=1,
+            contend=0):
     """Time `iters` training iterations and inference passes after `warmup` of each.
 
     Returns the dict that --json prints. With compare_torch the two contenders alternate,
     iteration by iteration. peak_mem_mb is read before the PyTorch model is built (with
     compare_torch it still counts PyTorch's libraries, about 300 MB).
-    threads: CPU threads for every library (default: all cores this process may use).
+    threads: CPU threads for every library (default: all cores this process may use; tinynet
+    chooses between them and one, as in training).
     Every turn of a contender starts after `gap_s` idle seconds, so no framework's spinning
     threads linger into the other's run; a turn is `block` training iterations back to back
     (each timed on its own), as a training loop runs them.
+    contend: also time everything with this many busy processes running (keys "contended_*"),
+    after `warmup` more untimed iterations, and report the slowdowns.
     """
     xp = get_xp(device)
     torch_models = import_torch_models(device) if compare_torch else None
@@ -193,7 +246,7 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
     limit_threads(threads)
     x_host, y_host = make_batch(batch_size, seed)
     load_start = os.getloadavg()[0]
-    tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph)
+    tinynet, initial = tinynet_contender(model_name, xp, x_host, y_host, hidden, layers, seed, cuda_graph, threads)
     tinynet.warm_up(warmup)
     result = {"model": model_name, "device": device, "batch_size": batch_size, "hidden": hidden,
               "layers": layers, "iters": iters, "warmup": warmup, "gap_s": gap_s, "block": block,
@@ -208,26 +261,26 @@ def measure(model_name="cnn-lstm", device="cpu", batch_size=100, hidden=128, lay
                                           initial, threads, torch_tf32))
         result["torch_tf32"] = torch_tf32
         contenders[1].warm_up(warmup)
-    for turn in range(0, iters, block):
-        for contender in contenders:
-            for i in range(min(block, iters - turn)):
-                contender.train_s.append(timed(contender.train, contender.sync, gap_s if i == 0 else 0.0))
-    for _ in range(iters):
-        for contender in contenders:
-            contender.infer_s.append(timed(contender.infer, contender.sync, gap_s))
-
-    for prefix, contender in zip(("", "torch_"), contenders):
-        for key, value in summary(contender.train_s).items():
-            result[f"{prefix}{key}_s_per_iter"] = value
-        result[f"{prefix}images_per_s"] = batch_size / statistics.median(contender.infer_s)
+    time_turns(contenders, iters, block, gap_s)
+    result.update(timings(contenders, batch_size))
     if compare_torch:
-        result["ratio"] = result["median_s_per_iter"] / result["torch_median_s_per_iter"]
-        result["paired_ratio"] = statistics.median(a / b for a, b in zip(tinynet.train_s, contenders[1].train_s))
         result["process_peak_mem_mb"] = peak_rss_mb()  # both frameworks together
         if device == "gpu":
             torch = sys.modules["torch"]
             result["torch_device_peak_mem_mb"] = torch.cuda.max_memory_reserved() / 2**20
             result["torch_device_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if contend:
+        result["contend"] = contend
+        with busy_processes(contend):
+            for contender in contenders:
+                contender.reset()
+                for _ in range(max(1, warmup)):  # the busy processes start; tinynet's chooser notices
+                    contender.time_train()
+            time_turns(contenders, iters, block, gap_s)
+        result.update(timings(contenders, batch_size, "contended_"))
+        for framework in ("", "torch_")[:len(contenders)]:
+            result[f"{framework}slowdown"] = (result[f"contended_{framework}median_s_per_iter"]
+                                              / result[f"{framework}median_s_per_iter"])
     result["loadavg_1m"] = [load_start, os.getloadavg()[0]]
     return result
 
@@ -254,6 +307,15 @@ def report(r):
     if "ratio" in r:
         lines.append(f"  ratio tinynet / pytorch: {r['ratio']:.3f} (medians), {r['paired_ratio']:.3f} "
                      "(median of the per-iteration ratios)")
+    if "threads_chosen" in r:
+        lines.append(f"  tinynet's thread count (chosen among {r['threads']} and 1): {r['threads_chosen']}")
+    if "contend" in r:
+        lines.append(f"  with {r['contend']} busy process(es) beside it:")
+        for name, prefix in frameworks:
+            chosen = f", {r['contended_threads_chosen']} thread(s)" if not prefix and "threads_chosen" in r else ""
+            lines.append(f"  {name:15s} train {r['contended_' + prefix + 'median_s_per_iter']:.4f} s/iter "
+                         f"(min {r['contended_' + prefix + 'min_s_per_iter']:.4f}){chosen}: slowdown "
+                         f"{r[prefix + 'slowdown']:.2f}x")
     return "\n".join(lines)
 
 
@@ -284,11 +346,16 @@ def parse_args(argv=None):
     parser.add_argument("--block", type=int, default=1,
                         help="training iterations per turn, back to back (default 1: the frameworks alternate "
                              "every iteration)")
+    parser.add_argument("--contend", type=int, default=0, metavar="K",
+                        help="measure again with K busy single-threaded processes beside it, and report the "
+                             "slowdowns")
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     args = parser.parse_args(argv)
     for key in ("batch_size", "hidden", "layers", "iters", "block"):
         if getattr(args, key) <= 0:
             parser.error(f"--{key.replace('_', '-')} must be positive")
+    if args.contend < 0:
+        parser.error("--contend must be 0 or more")
     return args
 
 
@@ -296,7 +363,8 @@ def main(argv=None):
     args = parse_args(argv)
     result = measure(args.model, args.device, args.batch_size, args.hidden, args.layers, args.iters,
                      args.warmup, args.compare_torch, gap_s=args.gap, threads=args.threads,
-                     cuda_graph=args.cuda_graph, torch_tf32=args.torch_tf32, block=args.block)
+                     cuda_graph=args.cuda_graph, torch_tf32=args.torch_tf32, block=args.block,
+                     contend=args.contend)
     print(report(result), flush=True)
     if args.json:
         print(json.dumps(result))

@@ -1,0 +1,41 @@
+"""bench.contend and `--contend K` of bench.step: busy processes beside a measurement, and
+the slowdowns reported from it."""
+
+import multiprocessing
+import time
+
+from bench.contend import busy_processes
+
+
+def test_busy_processes_run_during_the_block_and_are_gone_after():
+    with busy_processes(2):
+        workers = multiprocessing.active_children()
+        assert len(workers) == 2 and all(worker.is_alive() for worker in workers)
+    assert multiprocessing.active_children() == []
+    with busy_processes(0):
+        assert multiprocessing.active_children() == []
+
+
+def test_busy_processes_stop_on_an_exception():
+    try:
+        with busy_processes(1):
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    deadline = time.monotonic() + 5
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert multiprocessing.active_children() == []
+
+
+def test_bench_step_contended_measurement_reports_slowdowns():
+    import bench.step as step
+
+    result = step.measure(iters=2, warmup=1, hidden=8, layers=1, batch_size=4, gap_s=0.0, contend=1)
+    assert result["contend"] == 1
+    for key in ("median_s_per_iter", "contended_median_s_per_iter"):
+        assert result[key] > 0
+    assert result["slowdown"] == result["contended_median_s_per_iter"] / result["median_s_per_iter"]
+    assert result["threads_chosen"] in (1, result["threads"])
+    assert result["contended_threads_chosen"] in (1, result["threads"])
+    assert "slowdown" in step.report(result)
