@@ -350,7 +350,7 @@ def test_resume_refuses_a_flag_that_contradicts_the_checkpoint(flags, checkpoint
     assert digest(run / "checkpoint.npz") == digest(checkpoint)
 
 
-def test_resume_refuses_a_checkpoint_without_optimizer_state(checkpoint, tmp_path, env_here, run_here):
+def test_resume_refuses_a_checkpoint_without_optimizer_state(checkpoint, tmp_path, env_here, run_here, fault_env):
     """Review 2.57 (M7)."""
     members = read_members(checkpoint)
     drop("optim/")(members)
@@ -358,7 +358,8 @@ def test_resume_refuses_a_checkpoint_without_optimizer_state(checkpoint, tmp_pat
     write_members(tmp_path / "run" / "checkpoint.npz", members)
     result = run_here("train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume"))
     assert_refused(result, EXIT_USAGE, "optimizer", "--reset-optimizer")
-    result = run_here("train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume", "--reset-optimizer"))
+    result = run_process(fault_env, "train", *train_args(tmp_path / "run", RUN_ITERS + 2, "--resume",
+                                                         "--reset-optimizer"))
     assert result.code == 0, result
     assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[2]["iteration"] == RUN_ITERS + 2
 
