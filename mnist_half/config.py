@@ -5,7 +5,7 @@ command line's values (`make_config`). The checkpoint stores it, so every later 
 (evaluate, figures, complete) reads the run exactly as it was trained.
 """
 
-from .cli import UsageError, require_positive
+from .cli import UsageError, require_finite, require_positive
 
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
 # for a 2-core CPU: three members on the embedded digits (docs/training.md, "The recipe").
@@ -47,9 +47,22 @@ def make_config(preset, overrides):
 
 def validate(config):
     """A UsageError naming the flag of the first value that a run cannot use."""
+    require_finite(lr=config["lr"], target_blend=config["target_blend"])
     require_positive(**{key: config[key] for key in POSITIVE_KEYS}, lr=config["lr"])
     if not 0 <= config["target_blend"] <= 1:
         raise UsageError(f"--target-blend must be in [0, 1], got {config['target_blend']}")
+    if config["seed"] < 0:
+        raise UsageError(f"--seed must be 0 or more, got {config['seed']}")
+
+
+def check_fits(config, train_digits):
+    """A UsageError when the run needs more training digits than the split's `train_digits`:
+    for one batch, or for the neighbours of each digit's blended target."""
+    if config["batch_size"] > train_digits:
+        raise UsageError(f"--batch-size {config['batch_size']} is more than the {train_digits:,} training digits")
+    if config["target_blend"] > 0 and config["target_neighbours"] >= train_digits:
+        raise UsageError(f"--target-neighbours {config['target_neighbours']} needs more than that many training "
+                         f"digits, the split has {train_digits:,} (lower it, or --target-blend 0)")
 
 
 def saved_config(meta):
