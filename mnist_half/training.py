@@ -16,6 +16,7 @@ from tqdm import tqdm
 from tinynet.backend import device_name, get_xp
 from tinynet.functional.losses import rmse_loss
 from tinynet.optim import OPTIMIZERS, WeightAverage, update_parameters
+from tinynet.threads import ThreadChooser
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import CHECKPOINT, INFERENCE_BATCH, LOG
@@ -304,6 +305,8 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY):
     bar = tqdm(total=config["iters"], initial=trainer.iteration, unit="it", disable=not progress,
                desc=config["model"] + (f" x{members}" if members > 1 else ""), dynamic_ncols=True)
     status = {}
+    # On the CPU: every usable core, or one thread while other programs make that faster.
+    threads = ThreadChooser() if xp is np else None
     start = last_save = time.perf_counter()
 
     def elapsed():
@@ -333,7 +336,10 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY):
     try:
         with interrupts_between_iterations() as interrupted:
             while trainer.iteration < config["iters"]:
+                step_start = time.perf_counter()
                 trainer.step()
+                if threads is not None:
+                    threads.step_done(time.perf_counter() - step_start)
                 bar.update(1)
                 log_and_save()
                 if interrupted:
