@@ -15,6 +15,7 @@ from tinynet.backend import get_xp
 
 from .cli import add_device_arg, add_progress_arg, run_command
 from .config import DEFAULTS
+from .files import check_writable_folder
 from .reader import accuracy, cache_path, classifier_meta, classifier_tag, save_classifier, train_classifier
 from .runs import load_split
 
@@ -37,12 +38,13 @@ def main(argv=None):
     config = {**DEFAULTS, "data": args.data, "official_split": args.official_split}
     xp = get_xp(args.device)
     train_set, test_set = load_split(config, progress=not args.no_progress)
+    tag = classifier_tag(train_set)
+    path = Path(args.out) if args.out else cache_path(tag)
+    check_writable_folder(path.parent, "the classifier's folder")
     start = time.perf_counter()
     model = train_classifier(train_set, xp, seed=args.seed, progress=not args.no_progress)
     elapsed = time.perf_counter() - start
     test_accuracy = accuracy(model, test_set.images, test_set.labels, xp)
-    tag = classifier_tag(train_set)
-    path = Path(args.out) if args.out else cache_path(tag)
     save_classifier(path, model, classifier_meta(tag, train_set, config, args.seed, elapsed, test_accuracy))
     print(f"digit classifier: {100 * test_accuracy:.2f} % on {len(test_set):,} clean test digits after "
           f"{elapsed:.0f} s of training on {len(train_set):,} digits ({train_set.source})")

@@ -49,7 +49,7 @@ def main(argv=None):
     xp = get_xp(args.device)
     model, meta = load_trained(args.checkpoint, xp)
     completed = complete_images(model, images, xp, args.batch_size, args.samples)
-    write_output(output_path, completed, input_format)
+    write_output(output_path, completed, input_format, inputs=[input_path])
     label = MODEL_LABELS[meta["config"]["model"]]
     print(f"wrote {len(completed)} completed image{'s' * (len(completed) != 1)} to {output_path} "
           f"({label}, {args.checkpoint}, iteration {meta.get('iteration', '?')}"

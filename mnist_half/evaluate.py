@@ -13,11 +13,12 @@ same object to metrics.json in the run folder.
 
 import argparse
 import json
-from pathlib import Path
 
 from .cli import add_device_arg, add_progress_arg, run_command
 from .config import INFERENCE_BATCH
 from .evaluation import evaluate_checkpoint, format_table, metrics_path
+from .files import check_writable_folder, write_text
+from .runs import checkpoint_path
 
 
 def parse_args(argv=None):
@@ -36,10 +37,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    out = metrics_path(checkpoint_path(args.checkpoint), args.limit, args.samples)
+    check_writable_folder(out.parent, "the run folder")
     report = evaluate_checkpoint(args.checkpoint, args.device, args.batch_size, not args.no_progress, args.limit,
                                  args.samples)
-    out = metrics_path(Path(report["checkpoint"]), args.limit, args.samples)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_text(out, json.dumps(report, indent=2) + "\n")
     print(format_table(report))
     print(f"wrote {out}")
     if args.json:

@@ -91,6 +91,8 @@ def evaluate_checkpoint(path, device="auto", batch_size=INFERENCE_BATCH, progres
     clean, labels = test_set.images[:limit], test_set.labels[:limit]
     corrupted = corrupt_held_out(clean, config)
 
+    # first, so that a cache that cannot take a new classifier is found before the long work
+    classifier, classifier_meta = load_or_train_classifier(config, xp, train_set, progress, run_dir=path.parent)
     completions = {
         config["model"]: complete_images(model, corrupted, xp, batch_size, samples, progress),
         "input": corrupted,
@@ -98,7 +100,6 @@ def evaluate_checkpoint(path, device="auto", batch_size=INFERENCE_BATCH, progres
                                                           progress=progress),
         "pca": pca_completion(corrupted, fit_pca(train_set.images), progress=progress),
     }
-    classifier, classifier_meta = load_or_train_classifier(config, xp, train_set, progress, run_dir=path.parent)
 
     def read_digits(images):
         return predict(classifier, images, xp, batch_size)

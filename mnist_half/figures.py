@@ -12,6 +12,7 @@ The runs (at most one per model) must share their data, split and noise.
 import argparse
 
 from .cli import require_positive, run_command
+from .files import check_writable_folder
 from .plots import FIGURE7_DIGITS, all_figures
 
 
@@ -27,6 +28,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     require_positive(count=args.count)
+    check_writable_folder(args.out, "--out")
     runs = all_figures(args.runs, args.out, args.count)
     print(f"wrote {args.out}/figure5.png, figure6.png, figure7.png ({', '.join(run.label for run in runs)})")
 

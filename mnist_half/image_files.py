@@ -15,6 +15,7 @@ from PIL import Image
 
 from .cli import UsageError
 from .data import HEIGHT, PIXEL_MAX, WIDTH
+from .files import atomic_output, check_writable_folder, load_npy, make_folder, refuse_overwriting, save_npy
 
 PNG_MAX_16BIT = 65535
 GRAY_16BIT = ("I;16", "I;16B", "I")  # the modes PIL gives 16-bit grayscale PNGs
@@ -50,13 +51,9 @@ def input_kind(path):
 
 
 def read_npy(path):
-    """(images (N, 28, 28) float32 in [0, 1], InputFormat) from a .npy array."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise UsageError(f"{path}: not a readable .npy array ({error})") from None
-    if not isinstance(array, np.ndarray):
-        raise UsageError(f"{path}: holds an archive of several arrays, expected one .npy array")
+    """(images (N, 28, 28) float32 in [0, 1], InputFormat) from a .npy array (read through
+    mnist_half.files.load_npy: its header is checked before anything is allocated)."""
+    array = load_npy(path)
     if not (array.shape == (HEIGHT, WIDTH) or (array.ndim == 3 and array.shape[1:] == (HEIGHT, WIDTH))):
         raise UsageError(f"{path}: shape {array.shape}, expected (N, {HEIGHT}, {WIDTH}) or ({HEIGHT}, {WIDTH})")
     if array.size == 0:
@@ -119,18 +116,22 @@ def read_input(path):
 # --- writing -------------------------------------------------------------------------------
 
 def check_output(path, input_path, input_format):
-    """A UsageError unless `path` can take output of the input's form without overwriting it."""
+    """A UsageError unless `path` can take output of the input's form without overwriting it
+    (the same file by any name, a hard link included) and its folder can be written."""
     if path.resolve() == input_path.resolve():
         raise UsageError(f"output {path} is the input itself: choose another output path")
+    refuse_overwriting(path, [input_path])
     if input_format.kind == "folder":
         if path.suffix.lower() in (".npy", ".png") or path.is_file():
             raise UsageError(f"output {path}: the input is a folder of PNGs, so the output must be a folder")
+        check_writable_folder(path, "output folder")
         return
     suffix = f".{input_format.kind}"
     if path.suffix.lower() != suffix:
         raise UsageError(f"output {path}: the input is a {suffix} file, so the output must end in {suffix}")
     if path.is_dir():
         raise UsageError(f"output {path} is a folder: expected a {suffix} file path")
+    check_writable_folder(path.parent, f"output {path}: its folder")
 
 
 def to_uint8(images):
@@ -138,20 +139,22 @@ def to_uint8(images):
     return np.rint(np.clip(images, 0, 1) * PIXEL_MAX).astype(np.uint8)
 
 
-def write_png(path, image):
-    Image.fromarray(to_uint8(image)).save(path, format="PNG")
+def write_png(path, image, inputs=()):
+    """One image as an 8-bit grayscale PNG, written atomically (mnist_half.files)."""
+    with atomic_output(path, inputs=inputs) as f:
+        Image.fromarray(to_uint8(image)).save(f, format="PNG")
 
 
-def write_output(path, images, input_format):
-    """Store `images` (N, 28, 28) float32 at `path` in the form `input_format` describes."""
+def write_output(path, images, input_format, inputs=()):
+    """Store `images` (N, 28, 28) float32 at `path` in the form `input_format` describes; each
+    file is written atomically and never over one of `inputs`."""
     if input_format.kind == "npy":
         array = to_uint8(images) if input_format.uint8 else images
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, array[0] if input_format.single else array)
+        save_npy(path, array[0] if input_format.single else array, inputs=inputs)
     elif input_format.kind == "png":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_png(path, images[0])
+        write_png(path, images[0], inputs)
     else:
-        path.mkdir(parents=True, exist_ok=True)
+        make_folder(path)
+        sources = [input_path / name for input_path in inputs for name in input_format.names]
         for name, image in zip(input_format.names, images):
-            write_png(path / name, image)
+            write_png(path / name, image, sources)

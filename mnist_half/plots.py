@@ -21,6 +21,7 @@ from tinynet.backend import get_xp
 from .cli import UsageError
 from .config import LOG
 from .corruption import blank_lower_half, corrupt_held_out
+from .files import atomic_output
 from .models import complete_images
 from .runs import data_kind, load_runs, load_split, load_trained
 
@@ -59,9 +60,9 @@ def test_digits(run, count):
 
 def save(fig, path):
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)  # render with Agg, without pyplot's global state
-    fig.savefig(path, dpi=DPI)
+    with atomic_output(path) as f:
+        fig.savefig(f, dpi=DPI, format="png")
 
 
 def image_grid(columns, path, title):

@@ -22,6 +22,7 @@ from tinynet.optim import Adam
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import INFERENCE_BATCH, SPLIT_KEYS
 from .data import CLASSES, batches, default_cache_dir, random_shift
+from .files import check_writable_folder
 from .models import POOLED_SIZE
 from .training import learning_rate
 
@@ -130,6 +131,7 @@ def load_or_train_classifier(config, xp, train_set, progress=True, run_dir=None)
         print(f"mnist-half: ignoring {path}: it was trained on other digits ({meta.get('tag')}, not {tag})",
               file=sys.stderr)
     path = cache_path(tag)
+    check_writable_folder(path.parent, "the classifier cache (MNIST_HALF_CACHE)")
     print(f"mnist-half: no digit classifier for these training digits yet: training one ({path})", file=sys.stderr)
     start = time.perf_counter()
     model = train_classifier(train_set, xp, progress=progress)
