@@ -2,16 +2,23 @@
 one way to turn its checkpoint back into a model."""
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, load_checkpoint
+from tinynet.optim import OPTIMIZERS
+
+from .checkpoint import DESCRIBED, CheckpointError, check_params, describe, load_checkpoint, missing_optimizer_state
 from .cli import UsageError
-from .config import CHECKPOINT, LOG, NOISE_KEYS, SPLIT_KEYS
+from .config import CHECKPOINT, LOG, NOISE_KEYS, SPLIT_KEYS, saved_config
 from .data import load_mnist, split_dataset
-from .models import MODEL_LABELS, Ensemble, build_model
+from .files import write_text
+from .models import MODEL_LABELS, MODELS, Ensemble, build_model
+
+# The flags that --resume may change: where and how long a run goes on, not what it learns.
+RESUME_MAY_CHANGE = ("iters", "checkpoint_every", "device", "cuda_graph")
 
 FIGURE_ORDER = ("cnn-cnn", "cnn-lstm")  # compared runs come in Figure 7's column order
 
@@ -35,25 +42,65 @@ def checkpoint_path(path):
     return path / CHECKPOINT if path.is_dir() else path
 
 
+def load_run_checkpoint(path, group="model"):
+    """(weights, optimizer_state, meta, config) of the training run saved at `path`
+    (mnist_half.checkpoint.load_checkpoint); a checkpoint of anything else is a CheckpointError."""
+    params, optimizer_state, meta = load_checkpoint(path, group)
+    if meta.get("kind", "run") != "run":
+        raise CheckpointError(f"{path}: holds a {meta['kind']}, not a training run")
+    return params, optimizer_state, meta, saved_config(meta)
+
+
+def run_model(path, config):
+    """The untrained model of a saved run's `config` (an Ensemble for several members): what
+    its checkpoint's weights must fit. A config that builds no model is a CheckpointError."""
+    if config["model"] not in MODELS:
+        raise CheckpointError(f"{path}: its config names the unknown model {config['model']!r} "
+                              f"(known: {', '.join(MODELS)})")
+    try:
+        members = [build_model(config["model"], np.random.default_rng(0), config, 0.5)
+                   for _ in range(config["members"])]
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: its config builds no model ({type(error).__name__}: {error})") from None
+    return members[0] if len(members) == 1 else Ensemble(members)
+
+
 def load_trained(path, xp):
     """(model, meta) of the run saved at `path` (a checkpoint or its run folder): the model on
     array module `xp`, for inference, with the averaged weights when the run kept an average;
     a run of several members gives their Ensemble. A readable file that is no run's
-    checkpoint is a CheckpointError."""
+    checkpoint, or whose weights are not those of its config's model, is a CheckpointError."""
     path = checkpoint_path(path)
-    try:
-        params, _, meta = load_checkpoint(path, group="inference")
-        config = meta["config"]
-        members = [build_model(config["model"], np.random.default_rng(0), config, 0.5)
-                   for _ in range(config.get("members", 1))]
-        model = members[0] if len(members) == 1 else Ensemble(members)
-        model.to(xp)
-        model.load_params(params)
-    except CheckpointError:
-        raise
-    except (KeyError, ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: not a checkpoint of a known model ({type(error).__name__}: {error})") from None
+    params, _, meta, config = load_run_checkpoint(path, "inference")
+    model = run_model(path, config)
+    check_params(path, params, model.named_params(), describe(config))
+    model.to(xp)
+    model.load_params(params)
     return model, meta
+
+
+def resume_config(path, config, given, reset_optimizer=False):
+    """The config that continues the run saved at `path`: the run's own, with this command's
+    `config` for the flags of RESUME_MAY_CHANGE. `given`: the flags typed on the command
+    line ({config key: value}); one outside RESUME_MAY_CHANGE that differs from the run's is
+    a UsageError, and so is a checkpoint whose weights do not fit its config, or that lacks
+    its optimizer's state (unless `reset_optimizer`: the optimizer then starts afresh)."""
+    params, optimizer_state, _, saved = load_run_checkpoint(path)
+    for key, value in given.items():
+        if key not in RESUME_MAY_CHANGE and value != saved.get(key):
+            flag = "--" + key.replace("_", "-")
+            trained = "" if key in DESCRIBED else f", trained with {flag} {saved.get(key)}"
+            raise UsageError(f"{path}: this checkpoint is {describe(saved)}{trained}; the command asked for "
+                             f"{flag} {value}. --resume continues a run as it was trained: drop {flag}, or train "
+                             f"a new run into another --out")
+    check_params(path, params, run_model(path, saved).named_params(), describe(saved))
+    slots = OPTIMIZERS[saved["optimizer"]].slots
+    missing = missing_optimizer_state(optimizer_state, params, slots)
+    if missing and not reset_optimizer:
+        raise UsageError(f"{path}: lacks the {saved['optimizer']} optimizer's state ({len(missing)} entries, "
+                         f"{missing[0]}, ...), so the run cannot continue exactly; add --reset-optimizer to "
+                         f"continue it with the optimizer started afresh")
+    return {**saved, **{key: config[key] for key in RESUME_MAY_CHANGE}}
 
 
 # --- the run folder --------------------------------------------------------------------------
@@ -90,10 +137,11 @@ class RunLog:
         if path.exists() and resume_iteration is not None:  # drop rows past the checkpoint
             with path.open() as f:
                 rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= resume_iteration]
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, self.FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, self.FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text(path, text.getvalue())
 
     def write(self, iteration, train_loss="", test_loss="", elapsed_s=0.0):
         with self.path.open("a", newline="") as f:

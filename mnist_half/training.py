@@ -18,9 +18,11 @@ from tinynet.functional.losses import rmse_loss
 from tinynet.optim import OPTIMIZERS, WeightAverage, update_parameters
 from tinynet.threads import ThreadChooser
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import CHECKPOINT, INFERENCE_BATCH, LOG
+from .checkpoint import FORMAT, load_checkpoint, save_checkpoint
+from .cli import EXIT_INTERRUPTED, TrainingDiverged
+from .config import CHECKPOINT, INFERENCE_BATCH, LOG, check_fits
 from .corruption import corrupt, corrupt_held_out
+from .files import make_folder
 from .models import build_model
 from .runs import RunLog, load_split
 from .targets import blended_targets
@@ -32,8 +34,6 @@ FEW_DIGITS, LONG_RUN = 10_000, 10_000
 CHECKPOINT_SECONDS = 300  # also save every few minutes, whatever --checkpoint-every says
 LOG_EVERY = 50  # iterations between two training-loss rows of log.csv
 DROPOUT_SEED_LIMIT = 2**31  # each iteration's dropout seed is drawn from [0, DROPOUT_SEED_LIMIT)
-CHECKPOINT_FORMAT = 1
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command stopped by Ctrl-C
 
 
 def learning_rate(config, iteration):
@@ -161,6 +161,13 @@ class Trainer:
         self.iteration += 1
         self.losses_summed += 1
 
+    def is_finite(self):
+        """Whether the loss summed since the last read-back and every weight are finite: one
+        read-back per parameter, so it is asked before a checkpoint is written, not every step."""
+        xp = self.xp
+        return bool(xp.isfinite(self.loss_sum)) and all(bool(xp.isfinite(value).all())
+                                                        for value in self.model.named_params().values())
+
     def pop_train_loss(self):
         """Mean training RMSE of the steps since the last call (the one read-back of the loop)."""
         mean = float(self.loss_sum) / max(1, self.losses_summed)
@@ -186,14 +193,19 @@ class Trainer:
         """(weights, optimizer state, weight average's state): what resuming needs."""
         return self.model.named_params(), self.optimizer.state_dict(), self.average.state_dict()
 
-    def restore(self, params, optimizer_state, average, iteration):
-        """Continue from what state() returned, at `iteration`. A checkpoint of format 1
-        without an `average/` group (written before the weight average existed) starts
-        the average at the checkpoint's weights."""
+    def restore(self, params, optimizer_state, average, iteration, loss_sum=0.0, losses_summed=0):
+        """Continue from what state() returned, at `iteration`, with the training loss summed
+        over the `losses_summed` steps since its last read-back (so the next log.csv row is
+        the uninterrupted run's). optimizer_state None starts the optimizer afresh. A
+        checkpoint of format 1 without an `average/` group (written before the weight
+        average existed) starts the average at the checkpoint's weights."""
         self.model.load_params(params)
-        self.optimizer.load_state_dict(optimizer_state, self.xp)
+        if optimizer_state is not None:
+            self.optimizer.load_state_dict(optimizer_state, self.xp)
         self.average.load_state_dict(average or {"t": 0, **params}, self.xp)
         self.iteration = iteration
+        self.loss_sum[...] = loss_sum
+        self.losses_summed = losses_summed
 
 
 def member_prefix(k, members):
@@ -249,18 +261,28 @@ class EnsembleTrainer:
             prefix = member_prefix(k, len(self.members))
             for into, part in zip(merged, member.state()):
                 into.update({prefix + name: value for name, value in part.items()})
-        meta = {"format": CHECKPOINT_FORMAT, "iteration": self.iteration, "config": self.config,
-                "elapsed_s": elapsed_s, "data_source": data_source}
+        meta = {"format": FORMAT, "iteration": self.iteration, "config": self.config,
+                "elapsed_s": elapsed_s, "data_source": data_source,
+                "train_loss_sums": [float(member.loss_sum) for member in self.members],
+                "train_loss_steps": [member.losses_summed for member in self.members]}
         params, optimizer_state, average = merged
         return params, optimizer_state, meta, average
 
-    def restore(self, path):
+    def is_finite(self):
+        return all(member.is_finite() for member in self.members)
+
+    def restore(self, path, reset_optimizer=False):
+        """Continue the run saved at `path`; reset_optimizer starts the optimizers afresh."""
         params, optimizer_state, meta = load_checkpoint(path)
         average, _, _ = load_checkpoint(path, group="average")
+        members = len(self.members)
+        loss_sums = meta.get("train_loss_sums", [0.0] * members)
+        loss_steps = meta.get("train_loss_steps", [0] * members)
         for k, member in enumerate(self.members):
-            prefix = member_prefix(k, len(self.members))
-            member.restore(strip_member_prefix(params, prefix), strip_member_prefix(optimizer_state, prefix),
-                           strip_member_prefix(average, prefix), meta["iteration"])
+            prefix = member_prefix(k, members)
+            own_optimizer_state = None if reset_optimizer else strip_member_prefix(optimizer_state, prefix)
+            member.restore(strip_member_prefix(params, prefix), own_optimizer_state,
+                           strip_member_prefix(average, prefix), meta["iteration"], loss_sums[k], loss_steps[k])
         return meta
 
 
@@ -281,20 +303,26 @@ def interrupts_between_iterations():
         signal.signal(signal.SIGINT, previous)
 
 
-def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY):
+def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY, reset_optimizer=False):
     """Run (or resume) training into `out_dir`; returns the EnsembleTrainer at its last iteration.
 
     Ctrl-C saves a checkpoint and exits with status 130; it takes effect between two
-    iterations, so the checkpoint never holds half an update."""
+    iterations, so the checkpoint never holds half an update, and Ctrl-C stays held while
+    that checkpoint is written. A checkpoint is written only while the loss and the weights
+    are finite: a NaN or infinity stops the run with TrainingDiverged (exit status 3), the
+    last good checkpoint untouched. reset_optimizer: resume with the optimizers started afresh."""
     xp = get_xp(config["device"])
     train_set, test_set = load_split(config, progress=progress)
+    check_fits(config, len(train_set))
     trainer = EnsembleTrainer(config, xp, train_set, test_set, progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "--out")
     checkpoint_path = out_dir / CHECKPOINT
     elapsed_before = 0.0
+    saved_iteration = None
     if resume:
-        meta = trainer.restore(checkpoint_path)
+        meta = trainer.restore(checkpoint_path, reset_optimizer)
         elapsed_before = meta["elapsed_s"]
+        saved_iteration = trainer.iteration
     log = RunLog(out_dir / LOG, trainer.iteration if resume else None)
     print(f"mnist-half: {config['model']} on {device_name(xp)}, data: {train_set.source}", file=sys.stderr)
     warning = few_digits_warning(len(train_set), config["iters"])
@@ -312,16 +340,30 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY):
     def elapsed():
         return elapsed_before + time.perf_counter() - start
 
+    def diverged(what):
+        if saved_iteration is None:
+            kept = "; no checkpoint was written"
+        else:
+            kept = f" after iteration {saved_iteration}; {checkpoint_path} keeps iteration {saved_iteration}"
+        return TrainingDiverged(
+            f"training diverged by iteration {trainer.iteration}: {what} became NaN or infinite{kept}. Try a "
+            f"smaller --lr than {config['lr']:g} (e.g. {config['lr'] / 10:g}) in a new run")
+
     def save():
-        nonlocal last_save
+        nonlocal last_save, saved_iteration
+        if not trainer.is_finite():
+            raise diverged("the loss or the weights")
         save_checkpoint(checkpoint_path, *trainer.state(elapsed(), train_set.source))
         last_save = time.perf_counter()
+        saved_iteration = trainer.iteration
 
     def log_and_save():
         it = trainer.iteration
         last = it == config["iters"]
         if it % log_every == 0 or last:
             train_loss = trainer.pop_train_loss()
+            if not math.isfinite(train_loss):
+                raise diverged("the training loss")
             log.write(it, train_loss=f"{train_loss:.5f}", elapsed_s=elapsed())
             status.update(loss=f"{train_loss:.4f}", lr=f"{trainer.lr:.1e}")
             bar.set_postfix(status)
@@ -335,20 +377,22 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY):
 
     try:
         with interrupts_between_iterations() as interrupted:
-            while trainer.iteration < config["iters"]:
-                step_start = time.perf_counter()
-                trainer.step()
-                if threads is not None:
-                    threads.step_done(time.perf_counter() - step_start)
-                bar.update(1)
-                log_and_save()
-                if interrupted:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
+            try:
+                while trainer.iteration < config["iters"] and not interrupted:
+                    step_start = time.perf_counter()
+                    trainer.step()
+                    if threads is not None:
+                        threads.step_done(time.perf_counter() - step_start)
+                    bar.update(1)
+                    log_and_save()
+            except KeyboardInterrupt:  # raised by code, not by the held signal
+                interrupted.append(signal.SIGINT)
+            if interrupted:
+                save()  # still inside: a second Ctrl-C cannot cut this save short
+    finally:
         bar.close()
-        save()
+    if interrupted:
         print(f"\ninterrupted at iteration {trainer.iteration}: saved {checkpoint_path}; "
               f"continue with: python -m mnist_half.train --out {out_dir} --resume", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED)
-    bar.close()
     return trainer

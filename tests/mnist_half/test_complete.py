@@ -283,7 +283,7 @@ def mismatched_checkpoint(path):
 BAD_CHECKPOINTS = {
     "missing": (None, "no such checkpoint"),
     "corrupt": (raw(b"PK\x03\x04 not a zip"), "not a readable mnist-half checkpoint"),
-    "mismatched": (mismatched_checkpoint, "not a checkpoint of a known model"),
+    "mismatched": (mismatched_checkpoint, "its weights are not those of"),
 }
 
 
