@@ -25,8 +25,8 @@ def table_row(value, r):
     cells = [str(value), f"{r['median_s_per_iter']:.4f} ({r['min_s_per_iter']:.4f}-{r['max_s_per_iter']:.4f})",
              f"{1000 * r['median_s_per_iter'] / r['batch_size']:.3f}"]
     if "ratio" in r:
-        cells += [f"{r['torch_median_s_per_iter']:.4f} ({r['torch_min_s_per_iter']:.4f}-{r['torch_max_s_per_iter']:.4f})",
-                  f"{r['ratio']:.2f}"]
+        torch_range = f"{r['torch_min_s_per_iter']:.4f}-{r['torch_max_s_per_iter']:.4f}"
+        cells += [f"{r['torch_median_s_per_iter']:.4f} ({torch_range})", f"{r['ratio']:.2f}"]
     cells.append(f"{r['loadavg_1m'][0]:.1f}-{r['loadavg_1m'][1]:.1f}")
     return f"| {' | '.join(cells)} |"
 

@@ -33,8 +33,8 @@ from mnist_half.models import IMAGE_SIZE, MODELS, build_model
 from mnist_half.training import capture_step, training_update
 from tinynet import dispatch
 from tinynet.backend import get_xp
-from tinynet.threads import ThreadChooser
 from tinynet.optim import Adam
+from tinynet.threads import ThreadChooser
 
 LR = PRESETS["paper"]["lr"]
 L2, CLIP, DROPOUT = DEFAULTS["l2"], DEFAULTS["clip"], DEFAULTS["dropout"]

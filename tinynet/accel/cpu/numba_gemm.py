@@ -29,8 +29,8 @@ whatever the thread count, so results repeat exactly.
 Reference twins: the plain `a @ b`, and the im2col / col2im products of
 tinynet.functional.conv (tests/tinynet/test_gemm.py, exact where float32 sums are). The kernels
 compile for any CPU (LLVM splits the 16-float vectors where they are wider than the
-hardware's), but serve the layers only where the CPU has AVX-512 (`USEFUL`): elsewhere
-OpenBLAS's own kernels are as fast.
+hardware's), but serve the layers only where the CPU has AVX-512 and they beat NumPy's
+BLAS there (`USEFUL`, decided once per machine by tinynet.accel.cpu.calibration).
 """
 
 import llvmlite.binding as llvm
@@ -40,7 +40,9 @@ from numba import get_num_threads, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-USEFUL = bool(llvm.get_host_cpu_features().get("avx512f", False))
+from . import calibration
+
+HAS_AVX512 = bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 LANES = 16              # floats in one 512-bit vector
 MR, NR = 10, 32         # tile_nn: 10 rows x 2 vectors = 20 of the 32 vector registers
@@ -556,3 +558,6 @@ def matmul(a, b):
         c = np.empty((a_.shape[0], bt.shape[0]), np.float32)
         _product_nt(a_, bt, c)
     return c if c.shape == (M, N) else np.ascontiguousarray(c[:M, :N])
+
+
+USEFUL = calibration.own_products_serve(HAS_AVX512, matmul, correlate, zero_padded)
