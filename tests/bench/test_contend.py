@@ -39,3 +39,17 @@ def test_bench_step_contended_measurement_reports_slowdowns():
     assert result["threads_chosen"] in (1, result["threads"])
     assert result["contended_threads_chosen"] in (1, result["threads"])
     assert "slowdown" in step.report(result)
+
+
+def test_train_speed_times_the_training_loop_idle_and_contended(no_mnist_env, monkeypatch):
+    import bench.train_speed as train_speed
+    from mnist_half.config import PRESETS
+
+    monkeypatch.setenv("MNIST_HALF_OFFLINE", "1")  # the embedded digits
+    result = train_speed.measure("cpu", "cnn-cnn", "quick", members=2, iters=2, warmup=1, contend=1)
+    iters = PRESETS["quick"]["iters"]
+    assert result["members"] == 2 and result["run_iters"] == iters
+    assert result["s_per_iter"] > 0 and result["contended_s_per_iter"] > 0
+    assert result["slowdown"] == result["contended_s_per_iter"] / result["s_per_iter"]
+    assert result["run_minutes"] == result["s_per_iter"] * iters / 60
+    assert "slowdown" in train_speed.report(result) and "2 members" in train_speed.report(result)
