@@ -22,7 +22,7 @@ run() {  # run NAME SECONDS COMMAND...: log to OUT/NAME.log, keep going on failu
 }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 $py -c "import sys, numpy, cupy, numba; print(sys.version.split()[0], 'numpy', numpy.__version__, 'cupy', cupy.__version__, 'numba', numba.__version__)"
-run kernels 100 $py -m pytest -q -x -p no:cacheprovider tests/tinynet/test_gpu_kernels.py tests/test_gpu_training.py
+run kernels 100 $py -m pytest -q -x -p no:cacheprovider tests/tinynet/test_gpu_kernels.py tests/mnist_half/test_gpu_training.py
 run step_lstm 75 $py -m bench.step --device gpu --model cnn-lstm --compare-torch --iters 50 --gap 0 --json
 run step_cnn 50 $py -m bench.step --device gpu --model cnn-cnn --compare-torch --iters 50 --gap 0 --json
 run step_cnn_tf32 50 $py -m bench.step --device gpu --model cnn-cnn --compare-torch --torch-tf32 --iters 50 --gap 0 --json
