@@ -74,18 +74,21 @@ def read_npy(path):
 
 def read_png(path):
     """One 28x28 image, float32 in [0, 1]: grayscale as is, colour as luminance; alpha
-    composites over black, the background of MNIST digits."""
+    composites over black, the background of MNIST digits. The size in the PNG's header is
+    checked before its pixels are decoded."""
     try:
         with Image.open(path) as image:
+            if image.size != (WIDTH, HEIGHT):
+                raise UsageError(f"{path}: image is {image.size[0]}x{image.size[1]} pixels, expected "
+                                 f"{WIDTH}x{HEIGHT} (resize it first, keeping the digit centred)")
             image.load()
             if image.mode not in GRAY_16BIT + ("L", "LA", "RGB", "RGBA"):  # palette, bilevel, CMYK, ...
                 image = image.convert("RGBA")
             mode, pixels = image.mode, np.asarray(image)
+    except UsageError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UsageError(f"{path}: not a readable PNG image ({error})") from None
-    if pixels.shape[:2] != (HEIGHT, WIDTH):
-        raise UsageError(f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]} pixels, expected "
-                         f"{WIDTH}x{HEIGHT} (resize it first, keeping the digit centred)")
     if mode in GRAY_16BIT:
         return pixels.astype(np.float32) / PNG_MAX_16BIT
     x = pixels.astype(np.float32) / PIXEL_MAX
