@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-pytest.importorskip("numba", reason="the CPU accelerators need Numba")
-from tinynet.accel.cpu import calibration, numba_gemm  # noqa: E402
+calibration = pytest.importorskip("tinynet.accel.cpu.calibration", reason="the accelerators are absent")
+numba_gemm = pytest.importorskip("tinynet.accel.cpu.numba_gemm", reason="the accelerators are absent")
 
 
 @pytest.fixture
