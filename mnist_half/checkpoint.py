@@ -135,16 +135,21 @@ def describe(config):
 
 def check_params(path, found, expected, what):
     """A CheckpointError unless `found` (name -> array) has exactly the names and shapes of
-    `expected` (name -> array or shape), the parameters of `what` (e.g. describe(config))."""
+    `expected` (name -> array or shape), the parameters of `what` (e.g. describe(config)),
+    and holds floating-point numbers."""
     def shape(value):
         return tuple(getattr(value, "shape", value))
 
     missing = sorted(set(expected) - set(found))
     extra = sorted(set(found) - set(expected))
     wrong = [name for name in expected if name in found and shape(found[name]) != shape(expected[name])]
-    if not (missing or extra or wrong):
+    not_float = [name for name in expected if name in found and not np.issubdtype(found[name].dtype, np.floating)]
+    if not (missing or extra or wrong or not_float):
         return
-    if wrong:
+    if not_float:
+        name = not_float[0]
+        detail = f"{name} holds {found[name].dtype}, expected floating-point numbers"
+    elif wrong:
         name = wrong[0]
         detail = f"{name} has shape {shape(found[name])}, expected {shape(expected[name])}"
     elif missing:

@@ -150,6 +150,8 @@ def test_check_params_names_the_model_and_the_first_difference(tmp_path):
         check_params(tmp_path, {"W": np.zeros(2)}, {"W": (3,)}, describe(config))
     with pytest.raises(CheckpointError, match="lacks 1 of them"):
         check_params(tmp_path, {}, {"W": (3,)}, "x")
+    with pytest.raises(CheckpointError, match="W holds int64, expected floating-point"):
+        check_params(tmp_path, {"W": np.zeros(3, np.int64)}, {"W": (3,)}, "x")
     check_params(tmp_path, {"W": np.zeros(3)}, {"W": np.zeros(3)}, "x")
 
 
