@@ -9,6 +9,8 @@ of Figure 5 (white digit on black, lower half blanked, noisy); nothing is corrup
   - a folder of such .png images.
 --output takes the same form: a .npy of the same shape (uint8 in, uint8 out; float in, float32
 out), a .png, or a folder of PNGs with the same file names.
+Without --checkpoint the CNN-LSTM that ships with the package completes them (trained on
+MNIST's 60,000 training digits; mnist_half/pretrained/README.md).
 --samples K > 1 averages K passes with dropout on (Monte Carlo dropout) instead of the one
 deterministic pass: a lower RMSE on held-out digits (docs/training.md, "Ensembles, Monte Carlo
 dropout and snapshots"), softer lower halves.
@@ -20,7 +22,7 @@ from pathlib import Path
 from tinynet.backend import get_xp
 
 from .cli import add_device_arg, require_positive, require_samples, run_command
-from .config import INFERENCE_BATCH
+from .config import INFERENCE_BATCH, PRETRAINED
 from .image_files import check_output, read_input, write_output
 from .models import MODEL_LABELS, complete_images
 from .runs import load_trained
@@ -29,7 +31,8 @@ from .runs import load_trained
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="python -m mnist_half.complete", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="a run's checkpoint.npz")
+    parser.add_argument("--checkpoint", default=str(PRETRAINED),
+                        help="a run's checkpoint.npz (default: the CNN-LSTM that ships with the package)")
     parser.add_argument("--input", required=True, help="a .npy array, a .png image or a folder of PNGs")
     parser.add_argument("--output", required=True, help="where the completed images go, in the input's form")
     add_device_arg(parser)

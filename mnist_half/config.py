@@ -5,6 +5,8 @@ command line's values (`make_config`). The checkpoint stores it, so every later 
 (evaluate, figures, complete) reads the run exactly as it was trained.
 """
 
+from pathlib import Path
+
 from .cli import UsageError, require_finite, require_positive
 
 # The paper's run (section 5.3): 500k iterations of batch 100 with Adam. `quick` is sized
@@ -23,6 +25,11 @@ DEFAULTS = {
 }
 # Config entries that must be positive integers.
 POSITIVE_KEYS = ("iters", "batch_size", "hidden", "layers", "checkpoint_every", "members", "target_neighbours")
+
+# The CNN-LSTM that ships with the package: its averaged weights and its run's config and
+# metrics (provenance: mnist_half/pretrained/README.md); `complete` and `evaluate` use it
+# when no --checkpoint is given.
+PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "cnn-lstm.npz"
 
 # The files of a run folder.
 CHECKPOINT = "checkpoint.npz"

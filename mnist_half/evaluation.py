@@ -19,13 +19,14 @@ dropout; mnist_half.models.complete_images) instead of its one deterministic pas
 
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from tinynet.backend import get_xp
 
 from .baselines import fit_pca, nearest_neighbour_completion, pca_completion
-from .cli import require_positive, require_samples
+from .cli import UsageError, require_positive, require_samples
 from .config import INFERENCE_BATCH, METRICS_FILE, saved_config
 from .corruption import corrupt_held_out, lower_rows, upper_rows
 from .models import complete_images
@@ -70,8 +71,12 @@ def image_metrics(y_hat, y, labels, read_digits):
     }
 
 
-def evaluate_checkpoint(path, device="auto", batch_size=INFERENCE_BATCH, progress=True, limit=None, samples=1):
+def evaluate_checkpoint(path, device="auto", batch_size=INFERENCE_BATCH, progress=True, limit=None, samples=1,
+                        data=None):
     """Evaluate the run saved at `path` (see the module docstring); returns the report as a dict.
+
+    data: the folder of the run's digits where it is not the one its config names (the run
+    moved to another machine); a config naming a folder that is not here asks for it.
 
     limit: evaluate only the first `limit` test digits (quick checks); samples: dropout passes
     averaged per completion (1: the deterministic pass). The report's
@@ -84,6 +89,12 @@ def evaluate_checkpoint(path, device="auto", batch_size=INFERENCE_BATCH, progres
     path = checkpoint_path(path)
     model, meta = load_trained(path, xp)
     config = saved_config(meta)
+    if data is not None:
+        config["data"] = data
+    elif config["data"] and not Path(config["data"]).is_dir():
+        raise UsageError(f"{path} was trained on the digits in {config['data']}, which is not a folder here: give "
+                         f"the folder of those MNIST files with --data DIR (the split, seed {config['split_seed']}, "
+                         f"is then the same)")
     train_set, test_set = load_split(config, progress=progress)
     if meta.get("data_source") not in (None, train_set.source):
         print(f"mnist-half: note: the run trained on: {meta['data_source']}; evaluating on: {train_set.source}",

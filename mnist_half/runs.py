@@ -10,7 +10,15 @@ import numpy as np
 
 from tinynet.optim import OPTIMIZERS
 
-from .checkpoint import DESCRIBED, CheckpointError, check_params, describe, load_checkpoint, missing_optimizer_state
+from .checkpoint import (
+    DESCRIBED,
+    CheckpointError,
+    check_params,
+    describe,
+    load_checkpoint,
+    missing_optimizer_state,
+    save_checkpoint,
+)
 from .cli import UsageError
 from .config import CHECKPOINT, LOG, NOISE_KEYS, SPLIT_KEYS, saved_config
 from .data import load_mnist, split_dataset
@@ -77,6 +85,19 @@ def load_trained(path, xp):
     model.to(xp)
     model.load_params(params)
     return model, meta
+
+
+def export_for_inference(path, out, provenance):
+    """Write to `out` the checkpoint of the run at `path` that inference needs: its averaged
+    weights (what evaluation and completion use) as float32, its config and iteration, and
+    `provenance` (a JSON-able dict: the command, the data, the metrics); no optimizer state,
+    so it cannot be resumed. This is how the packaged model (config.PRETRAINED) is made."""
+    path = checkpoint_path(path)
+    params, _, meta, config = load_run_checkpoint(path, "inference")
+    weights = {name: np.asarray(value, dtype=np.float32) for name, value in params.items()}
+    check_params(path, weights, run_model(path, config).named_params(), describe(config))
+    kept = {key: meta[key] for key in ("iteration", "elapsed_s", "data_source") if key in meta}
+    save_checkpoint(out, weights, {}, {**kept, "config": config, "inference_only": True, "provenance": provenance})
 
 
 def resume_config(path, config, given, reset_optimizer=False):
