@@ -156,8 +156,9 @@ class RunLog:
         self.path = path
         rows = []
         if path.exists() and resume_iteration is not None:  # drop rows past the checkpoint
-            with path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= resume_iteration]
+            with path.open(newline="") as f:
+                rows = [r for r in csv.DictReader(f) if (r.get("iteration") or "").isdigit()  # not a row cut short
+                        and int(r["iteration"]) <= resume_iteration and None not in r.values()]
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, self.FIELDS)
         writer.writeheader()

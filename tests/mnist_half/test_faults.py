@@ -636,6 +636,16 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_no_partial_checkpoint
     assert not (out / "checkpoint.npz").exists() and not list(out.glob(".*.tmp"))
 
 
+def test_a_log_row_cut_short_by_a_kill_is_dropped_on_resume(tmp_path):
+    """A kill -9 in the middle of an append leaves a partial last row of log.csv."""
+    from mnist_half.runs import RunLog
+
+    log = tmp_path / "log.csv"
+    log.write_text("iteration,train_loss,test_loss,elapsed_s\n50,0.28441,,5.4\n50,,0.30001,5.5\n100,0.2")
+    RunLog(log, 100)
+    assert log.read_text().splitlines()[1:] == ["50,0.28441,,5.4", "50,,0.30001,5.5"]
+
+
 def log_rows(run):
     """log.csv's rows without the elapsed time."""
     return [line.rsplit(",", 1)[0] for line in (run / "log.csv").read_text().splitlines()]
