@@ -18,7 +18,7 @@ args=(--preset paper --data "$data" --out "$out" --no-progress "$@")
 [ -f "$out/checkpoint.npz" ] && args+=(--resume)
 timeout -s INT -k 120 "$seconds" "$py" -m mnist_half.train "${args[@]}"
 status=$?
-last=$(tail -n 1 "$out/log.csv" 2>/dev/null | cut -d, -f1)
+last=$("$py" -c "import sys; from mnist_half.checkpoint import load_checkpoint; print(load_checkpoint(sys.argv[1])[2]['iteration'])" "$out/checkpoint.npz" 2>/dev/null)
 case $status in
     0) echo "paper_run: the run in $out is complete" ;;
     130|124) echo "paper_run: piece stopped at iteration ${last:-?}; run the same command again to continue" ;;
