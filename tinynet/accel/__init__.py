@@ -18,6 +18,7 @@ runs. Delete this package and tinynet runs everything on its reference.
                        directly, not through TWINS)
     gpu/ops            the GPU twins with their references' signatures
     decoder_buffered   the decoder with stacked weights and time-major buffers (any device)
+    cell_and_pool      the max-pool and LSTM-cell twins over either device's kernels
 """
 
 import functools

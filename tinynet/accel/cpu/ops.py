@@ -3,6 +3,7 @@ arguments, then the kernels (numba_kernels, numba_gemm). Listed in tinynet.accel
 
 import numpy as np
 
+from ..cell_and_pool import CellAndPoolTwins
 from . import numba_gemm
 from . import numba_kernels as kernels
 
@@ -14,38 +15,13 @@ def matmul(a, b):
     return numba_gemm.matmul(a, b)
 
 
-def maxpool2d_forward(x, size=2, stride=2):
-    """tinynet.functional.pool.maxpool2d_forward."""
-    y, winner = kernels.maxpool2d(x, size, stride)
-    return y, (x.shape, winner, size, stride)
-
-
-def maxpool2d_backward(dy, cache):
-    """tinynet.functional.pool.maxpool2d_backward."""
-    x_shape, winner, size, stride = cache
-    return kernels.maxpool2d_backward(dy, winner, x_shape, size, stride), {}
-
-
-def lstm_cell_forward_over_input(a, c_prev, literal_eq13=False):
-    """lstm_cell_forward whose activated gates overwrite `a`, which becomes part of the cache."""
-    h, c, tanh_c = kernels.lstm_cell_forward(a, c_prev, literal_eq13)
-    return h, c, (a, c_prev, tanh_c, literal_eq13)
-
-
-def lstm_cell_forward(a, c_prev, literal_eq13=False):
-    """tinynet.functional.lstm.lstm_cell_forward."""
-    return lstm_cell_forward_over_input(a.copy(), c_prev, literal_eq13)
-
-
-def lstm_cell_backward_into(dh, dc, cache, da_out):
-    """lstm_cell_backward writing da into da_out."""
-    gates, c_prev, tanh_c, literal_eq13 = cache
-    return kernels.lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da_out)
-
-
-def lstm_cell_backward(dh, dc, cache):
-    """tinynet.functional.lstm.lstm_cell_backward."""
-    return lstm_cell_backward_into(dh, dc, cache, np.empty(cache[0].shape, dtype=cache[0].dtype))
+_cell_and_pool = CellAndPoolTwins(kernels, np)
+maxpool2d_forward = _cell_and_pool.maxpool2d_forward
+maxpool2d_backward = _cell_and_pool.maxpool2d_backward
+lstm_cell_forward_over_input = _cell_and_pool.lstm_cell_forward_over_input
+lstm_cell_forward = _cell_and_pool.lstm_cell_forward
+lstm_cell_backward_into = _cell_and_pool.lstm_cell_backward_into
+lstm_cell_backward = _cell_and_pool.lstm_cell_backward
 
 
 def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):

@@ -5,6 +5,7 @@ fused, update and streams. Listed in tinynet.accel.TWINS."""
 import cupy
 
 from ...optim.adam import Adam
+from ..cell_and_pool import CellAndPoolTwins
 from . import fused, streams, update
 
 # The fused update kernels take 5 pointers per tensor as arguments, which CUDA limits to 4 KB in all
@@ -20,38 +21,13 @@ def matmul(a, b):
     return fused.gpu_matmul(a, b)
 
 
-def maxpool2d_forward(x, size=2, stride=2):
-    """tinynet.functional.pool.maxpool2d_forward."""
-    y, winner = fused.maxpool2d(x, size, stride)
-    return y, (x.shape, winner, size, stride)
-
-
-def maxpool2d_backward(dy, cache):
-    """tinynet.functional.pool.maxpool2d_backward."""
-    x_shape, winner, size, stride = cache
-    return fused.maxpool2d_backward(dy, winner, x_shape, size, stride), {}
-
-
-def lstm_cell_forward_over_input(a, c_prev, literal_eq13=False):
-    """lstm_cell_forward whose activated gates overwrite `a`, which becomes part of the cache."""
-    h, c, tanh_c = fused.lstm_cell_forward(a, c_prev, literal_eq13)
-    return h, c, (a, c_prev, tanh_c, literal_eq13)
-
-
-def lstm_cell_forward(a, c_prev, literal_eq13=False):
-    """tinynet.functional.lstm.lstm_cell_forward."""
-    return lstm_cell_forward_over_input(a.copy(), c_prev, literal_eq13)
-
-
-def lstm_cell_backward_into(dh, dc, cache, da_out):
-    """lstm_cell_backward writing da into da_out."""
-    gates, c_prev, tanh_c, literal_eq13 = cache
-    return fused.lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da_out)
-
-
-def lstm_cell_backward(dh, dc, cache):
-    """tinynet.functional.lstm.lstm_cell_backward."""
-    return lstm_cell_backward_into(dh, dc, cache, cupy.empty(cache[0].shape, dtype=cache[0].dtype))
+_cell_and_pool = CellAndPoolTwins(fused, cupy)
+maxpool2d_forward = _cell_and_pool.maxpool2d_forward
+maxpool2d_backward = _cell_and_pool.maxpool2d_backward
+lstm_cell_forward_over_input = _cell_and_pool.lstm_cell_forward_over_input
+lstm_cell_forward = _cell_and_pool.lstm_cell_forward
+lstm_cell_backward_into = _cell_and_pool.lstm_cell_backward_into
+lstm_cell_backward = _cell_and_pool.lstm_cell_backward
 
 
 def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out, literal_eq13=False):
