@@ -23,11 +23,11 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from npz_bytes import npy_bytes, read_members, write_members
 
 import mnist_half
 from mnist_half.checkpoint import META_KEY, load_checkpoint
@@ -175,24 +175,6 @@ def inputs(tmp_path):
 
 
 # --- checkpoints ------------------------------------------------------------------------------
-
-def read_members(path):
-    """{member name: raw bytes} of an .npz, in order."""
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
-
-
-def write_members(path, members):
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
-def npy_bytes(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
 
 def huge_header(dtype, shape, payload=100):
     buffer = io.BytesIO()

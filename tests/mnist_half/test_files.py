@@ -9,10 +9,10 @@ import struct
 import subprocess
 import sys
 import tempfile
-import zipfile
 
 import numpy as np
 import pytest
+from npz_bytes import npy_bytes, write_members
 
 from mnist_half import files
 from mnist_half.checkpoint import CheckpointError, check_params, describe, load_checkpoint, save_checkpoint
@@ -54,26 +54,14 @@ def test_load_npy_refuses_a_bad_header_before_allocating(tmp_path, content, word
     assert str(path) in str(error.value)
 
 
-def write_npz(path, members):
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-
-
-def npy_bytes(array):
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
 def test_load_npz_reads_every_member_and_checks_each_header(tmp_path):
     np.savez(tmp_path / "ok.npz", a=np.ones(3), b=np.zeros((2, 2), np.float32))
     arrays = files.load_npz(tmp_path / "ok.npz")
     assert sorted(arrays) == ["a", "b"] and arrays["b"].shape == (2, 2)
-    write_npz(tmp_path / "huge.npz", {"a.npy": npy_with_header((10**12,), payload=b"\0" * 64)})
+    write_members(tmp_path / "huge.npz", {"a.npy": npy_with_header((10**12,), payload=b"\0" * 64)})
     with pytest.raises(FileError, match="member a.npy: header claims"):
         files.load_npz(tmp_path / "huge.npz")
-    write_npz(tmp_path / "pickle.npz", {"a.npy": npy_bytes(np.array([{}], dtype=object))})
+    write_members(tmp_path / "pickle.npz", {"a.npy": npy_bytes(np.array([{}], dtype=object))})
     with pytest.raises(FileError, match="pickle"):
         files.load_npz(tmp_path / "pickle.npz")
     np.save(tmp_path / "single.npy", np.ones(3))
