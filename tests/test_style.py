@@ -1,5 +1,5 @@
-"""The whole project (tinynet, mnist_half, bench, docs, tests) is clean under the project's ruff rules (pyproject.toml: pyflakes,
-import order, lines of at most 120 characters)."""
+"""The whole project (tinynet, mnist_half, bench, docs, tests) is clean under the project's
+ruff rules (pyproject.toml: pyflakes, import order, lines of at most 120 characters)."""
 
 import shutil
 import subprocess
