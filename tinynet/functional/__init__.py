@@ -4,9 +4,10 @@ Contract, as in CS231n: `*_forward(inputs..., params...)` returns its outputs, t
 cache: `(out, cache)` for a layer, `(h, c, cache)` for an LSTM cell or step (the state it
 carries is two arrays); `*_backward(dout, cache)` returns the gradients w.r.t. the inputs
 (one array, or one per input) and a dict of parameter gradients keyed like the layer's
-`params` ({} when there are none); each function's docstring gives its exact tuple. No function here overwrites its inputs (except those documented as in place: the
-L2 gradient and the optimizers' updates). Functions marked @accelerated may be served by
-a faster twin of tinynet.accel (see tinynet.dispatch); the code here is what they compute.
+`params` ({} when there are none); each function's docstring gives its exact tuple.
+No function here overwrites its inputs (except those documented as in place: the L2
+gradient and the optimizers' updates). Functions marked @accelerated may be served by a
+faster twin of tinynet.accel (see tinynet.dispatch); the code here is what they compute.
 
 Where each equation of the paper lives:
     (1), (2)        rnn.rnn_step_forward / rnn_forward, rnn_output_forward
