@@ -12,7 +12,7 @@ import sys
 from tinynet.optim import OPTIMIZERS
 
 from .cli import EXIT_INTERRUPTED, UsageError, add_device_arg, add_progress_arg, run_command
-from .config import CHECKPOINT, DEFAULTS, LOG, METRICS_FILE, PRESETS, make_config
+from .config import CHECKPOINT, DEFAULTS, LOG, METRICS_FILE, PRESETS, QUICK_ON_GPU, make_config
 from .corruption import NOISES
 from .evaluation import evaluate_checkpoint, format_table
 from .files import RunLock, check_writable_folder, remove_stale_temporaries, write_text
@@ -32,9 +32,12 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_arg(parser, DEFAULTS["device"])
     parser.add_argument("--model", choices=tuple(MODELS))
+    quick, paper = PRESETS["quick"], PRESETS["paper"]
     parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
-                        help="quick: 3 members, ~15 min on a 2-core CPU; paper: 500k iterations (section 5.3), "
-                             "~27 min on a recent GPU, wants full MNIST")
+                        help=f"quick: on a CPU one model of {quick['iters']:,} iterations (at most 15 min on a "
+                             f"2-core CPU), on a GPU {QUICK_ON_GPU['members']} members of {QUICK_ON_GPU['iters']:,}; "
+                             f"paper: {paper['iters']:,} iterations (section 5.3), ~27 min on a recent GPU, "
+                             "wants full MNIST")
     parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")
