@@ -1,6 +1,7 @@
 """What every command shares: its common flags, and how it ends when it cannot go on: one
 clear line on stderr, never a traceback, and a documented exit status (README, Commands):
-2 for a bad input (a flag, a file, a folder), 3 for a training that diverged, 130 for Ctrl-C."""
+2 for a bad input (a flag, a file, a folder), 3 for a training that diverged, 130 for Ctrl-C
+(and 128 + the signal's number for a training stopped by SIGTERM or SIGHUP, mnist_half.training)."""
 
 import math
 import sys

@@ -286,9 +286,14 @@ class EnsembleTrainer:
         return meta
 
 
+# Signals that stop a training as Ctrl-C does: Ctrl-C, `kill` and a job scheduler's stop
+# (SIGTERM), and the terminal closing (SIGHUP, where the platform has it).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextlib.contextmanager
 def interrupts_between_iterations():
-    """Hold Ctrl-C (SIGINT) while the block runs: the list it yields gets an entry per
+    """Hold the STOP_SIGNALS while the block runs: the list it yields gets an entry per
     signal, and the loop acts on it between iterations, so an interrupt never leaves a
     half-applied update, or members at different iterations, to the checkpoint. Off the
     main thread (where signals cannot be caught) the list stays empty."""
@@ -296,21 +301,24 @@ def interrupts_between_iterations():
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in STOP_SIGNALS}
     try:
         yield received
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY, reset_optimizer=False):
     """Run (or resume) training into `out_dir`; returns the EnsembleTrainer at its last iteration.
 
-    Ctrl-C saves a checkpoint and exits with status 130; it takes effect between two
-    iterations, so the checkpoint never holds half an update, and Ctrl-C stays held while
-    that checkpoint is written. A checkpoint is written only while the loss and the weights
-    are finite: a NaN or infinity stops the run with TrainingDiverged (exit status 3), the
-    last good checkpoint untouched. reset_optimizer: resume with the optimizers started afresh."""
+    Ctrl-C saves a checkpoint and exits with status 130 (SIGTERM and SIGHUP too, with 128 +
+    the signal's number); it takes effect between two iterations, so the checkpoint never
+    holds half an update, and the signals stay held while that checkpoint is written. A
+    checkpoint is written only while the loss and the weights are finite: a NaN or infinity
+    stops the run with TrainingDiverged (exit status 3), the last good checkpoint untouched.
+    reset_optimizer: resume with the optimizers started afresh."""
     xp = get_xp(config["device"])
     train_set, test_set = load_split(config, progress=progress)
     check_fits(config, len(train_set))
@@ -392,7 +400,9 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY, res
     finally:
         bar.close()
     if interrupted:
-        print(f"\ninterrupted at iteration {trainer.iteration}: saved {checkpoint_path}; "
+        signum = interrupted[0]
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        print(f"\ninterrupted{by} at iteration {trainer.iteration}: saved {checkpoint_path}; "
               f"continue with: python -m mnist_half.train --out {out_dir} --resume", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED)
+        raise SystemExit(EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum)
     return trainer

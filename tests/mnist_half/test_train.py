@@ -152,30 +152,35 @@ def test_interrupt_saves_a_checkpoint_and_exits_130(offline, tmp_path, monkeypat
     assert meta["iteration"] == 3
 
 
-def test_ctrl_c_mid_iteration_takes_effect_after_it(offline, tmp_path, monkeypatch):
-    """A real SIGINT between two members' updates: the iteration completes, then the
-    checkpoint is saved with both members at the same iteration, and resuming it gives
-    the uninterrupted run's weights."""
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)],
+                         ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_mid_iteration_takes_effect_after_it(signum, status, offline, tmp_path, monkeypatch, capsys):
+    """A real SIGINT (or SIGTERM, as `kill` sends) between two members' updates: the
+    iteration completes, then the checkpoint is saved with both members at the same
+    iteration, the exit status is 128 + the signal's number, and resuming it gives the
+    uninterrupted run's weights."""
     calls = {"n": 0}
     real_step = Trainer.step
 
-    def step_with_ctrl_c(self):
+    def step_with_signal(self):
         calls["n"] += 1
         if calls["n"] == 6:  # iteration 3, before the second member's update
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
         return real_step(self)
 
-    monkeypatch.setattr(Trainer, "step", step_with_ctrl_c)
+    monkeypatch.setattr(Trainer, "step", step_with_signal)
     with pytest.raises(SystemExit) as exit_info:
         train(tiny_config(iters=5, members=2, checkpoint_every=100), tmp_path / "run", progress=False)
-    assert exit_info.value.code == 130
+    assert exit_info.value.code == status
+    assert "interrupted" in capsys.readouterr().err
     _, optim, meta = load_checkpoint(tmp_path / "run" / "checkpoint.npz")
     assert meta["iteration"] == 3 and int(optim["member0/t"]) == int(optim["member1/t"]) == 3
     monkeypatch.setattr(Trainer, "step", real_step)
     resumed = train(tiny_config(iters=5, members=2), tmp_path / "run", resume=True, progress=False)
     straight = train(tiny_config(iters=5, members=2), tmp_path / "straight", progress=False)
     assert_same_members(straight.members, resumed.members)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are put back
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_default_out_dir_never_overwrites_an_earlier_run(tmp_path, monkeypatch):
