@@ -20,7 +20,7 @@ from tinynet.threads import ThreadChooser
 
 from .checkpoint import FORMAT, load_checkpoint, save_checkpoint
 from .cli import EXIT_INTERRUPTED, TrainingDiverged
-from .config import CHECKPOINT, INFERENCE_BATCH, LOG, check_fits
+from .config import CHECKPOINT, FEW_DIGITS, INFERENCE_BATCH, LOG, check_fits, settle_for_data
 from .corruption import corrupt, corrupt_held_out
 from .files import make_folder
 from .models import build_model
@@ -29,8 +29,8 @@ from .targets import blended_targets
 
 # On the embedded 3,750 training digits the CNN-LSTM's redrawn lower half is best after about
 # 4,000-5,000 iterations and worsens after that (docs/training.md, "Schedule length and
-# overfitting"), so a long run on that few digits gets a warning.
-FEW_DIGITS, LONG_RUN = 10_000, 10_000
+# overfitting"), so a long run on fewer than FEW_DIGITS digits gets a warning.
+LONG_RUN = 10_000
 CHECKPOINT_SECONDS = 300  # also save every few minutes, whatever --checkpoint-every says
 LOG_EVERY = 50  # iterations between two training-loss rows of log.csv
 DROPOUT_SEED_LIMIT = 2**31  # each iteration's dropout seed is drawn from [0, DROPOUT_SEED_LIMIT)
@@ -118,7 +118,8 @@ class Trainer:
 
     def __init__(self, config, xp, train_set, test_set, targets=None):
         """targets: the training targets of train_set's digits (mnist_half.targets), made
-        from the config when not given."""
+        from the config, its "auto" values settled for train_set, when not given."""
+        config = settle_for_data(config, len(train_set))
         self.config, self.xp = config, xp
         self.train_images = train_set.images
         self.train_targets = training_targets(config, train_set) if targets is None else targets
@@ -227,6 +228,10 @@ class EnsembleTrainer:
     """
 
     def __init__(self, config, xp, train_set, test_set, progress=False):
+        """config's "auto" values are settled for train_set (mnist_half.config.settle_for_data)
+        and checked against it before any work: self.config is what the checkpoint stores."""
+        config = settle_for_data(config, len(train_set))
+        check_fits(config, len(train_set))
         self.config, self.xp = config, xp
         targets = training_targets(config, train_set, progress)
         self.members = [Trainer({**config, "seed": config["seed"] + k}, xp, train_set, test_set, targets)
@@ -321,8 +326,8 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY, res
     reset_optimizer: resume with the optimizers started afresh."""
     xp = get_xp(config["device"])
     train_set, test_set = load_split(config, progress=progress)
-    check_fits(config, len(train_set))
     trainer = EnsembleTrainer(config, xp, train_set, test_set, progress)
+    config = trainer.config  # its "auto" values settled for the training set
     make_folder(out_dir, "--out")
     checkpoint_path = out_dir / CHECKPOINT
     elapsed_before = 0.0

@@ -1,10 +1,12 @@
 """The quick preset fits a 2-core CPU (one model of 2,500 iterations) and, on a GPU, is the
-three-member ensemble of 4,000 iterations; flags given explicitly always win."""
+three-member ensemble of 4,000 iterations; its neighbour blend serves few training digits
+only; flags given explicitly always win."""
 
 import pytest
 
 from mnist_half import config
-from mnist_half.config import PRESETS, QUICK_ON_GPU, make_config
+from mnist_half.cli import UsageError
+from mnist_half.config import FEW_DIGITS, PRESETS, QUICK_BLEND, QUICK_ON_GPU, make_config, settle_for_data
 
 
 @pytest.fixture
@@ -34,3 +36,22 @@ def test_explicit_flags_win_on_the_gpu(gpu_present):
 def test_the_paper_preset_does_not_depend_on_the_device(gpu_present):
     gpu_present(True)
     assert make_config("paper", {"device": "gpu"})["members"] == make_config("paper", {"device": "cpu"})["members"] == 1
+
+
+@pytest.mark.parametrize("train_digits, blend", [(3_750, QUICK_BLEND), (FEW_DIGITS - 1, QUICK_BLEND),
+                                                 (FEW_DIGITS, 0.0), (45_000, 0.0)])
+def test_the_quick_blend_is_settled_by_the_training_set_size(train_digits, blend):
+    made = make_config("quick", {"device": "cpu"})
+    assert made["target_blend"] == "auto"
+    assert settle_for_data(made, train_digits)["target_blend"] == blend
+
+
+@pytest.mark.parametrize("given", [0.0, 0.5])
+def test_a_given_blend_is_kept_whatever_the_training_set_size(given):
+    made = make_config("quick", {"device": "cpu", "target_blend": given})
+    assert settle_for_data(made, 3_750)["target_blend"] == settle_for_data(made, 45_000)["target_blend"] == given
+
+
+def test_a_given_blend_outside_0_1_is_still_refused():
+    with pytest.raises(UsageError, match="--target-blend"):
+        make_config("quick", {"device": "cpu", "target_blend": 1.5})
