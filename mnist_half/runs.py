@@ -102,7 +102,8 @@ def export_for_inference(path, out, provenance):
 
 def resume_config(path, config, given, reset_optimizer=False):
     """The config that continues the run saved at `path`: the run's own, with this command's
-    `config` for the flags of RESUME_MAY_CHANGE. `given`: the flags typed on the command
+    device and, of the flags of RESUME_MAY_CHANGE, those typed (a flag left out keeps the
+    run's value, not the preset's). `given`: the flags typed on the command
     line ({config key: value}); one outside RESUME_MAY_CHANGE that differs from the run's is
     a UsageError, and so is a checkpoint whose weights do not fit its config, or that lacks
     its optimizer's state (unless `reset_optimizer`: the optimizer then starts afresh)."""
@@ -121,7 +122,8 @@ def resume_config(path, config, given, reset_optimizer=False):
         raise UsageError(f"{path}: lacks the {saved['optimizer']} optimizer's state ({len(missing)} entries, "
                          f"{missing[0]}, ...), so the run cannot continue exactly; add --reset-optimizer to "
                          f"continue it with the optimizer started afresh")
-    return {**saved, **{key: config[key] for key in RESUME_MAY_CHANGE}}
+    changed = {key: config[key] for key in RESUME_MAY_CHANGE if key in given}
+    return {**saved, "device": config["device"], **changed}  # the device: where this command runs
 
 
 # --- the run folder --------------------------------------------------------------------------

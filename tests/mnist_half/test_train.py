@@ -236,6 +236,21 @@ def test_existing_run_without_resume_is_refused(run_cli, offline, tmp_path, caps
     assert "--resume" in capsys.readouterr().err
 
 
+def test_resume_keeps_the_runs_length_unless_iters_is_given(offline, tmp_path):
+    """`--resume` without --iters continues to the run's own last iteration (its schedule
+    unchanged), not to the preset's; --iters, --checkpoint-every and --device may change."""
+    from mnist_half.runs import resume_config
+
+    train(tiny_config(iters=3, checkpoint_every=2), tmp_path / "run", progress=False)
+    checkpoint = tmp_path / "run" / "checkpoint.npz"
+    command = make_config("quick", {"device": "cpu"})
+    kept = resume_config(checkpoint, command, {})
+    assert (kept["iters"], kept["checkpoint_every"]) == (3, 2) != (command["iters"], command["checkpoint_every"])
+    changed = resume_config(checkpoint, command | {"iters": 7, "checkpoint_every": 5},
+                            {"iters": 7, "checkpoint_every": 5})
+    assert (changed["iters"], changed["checkpoint_every"], changed["device"]) == (7, 5, "cpu")
+
+
 def _no_gpu(device):
     from tinynet.backend import DeviceError, get_xp
 
