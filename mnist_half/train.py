@@ -12,7 +12,17 @@ import sys
 from tinynet.optim import OPTIMIZERS
 
 from .cli import EXIT_INTERRUPTED, UsageError, add_device_arg, add_progress_arg, run_command
-from .config import CHECKPOINT, DEFAULTS, LOG, METRICS_FILE, PRESETS, QUICK_ON_GPU, make_config
+from .config import (
+    CHECKPOINT,
+    DEFAULTS,
+    FEW_DIGITS,
+    LOG,
+    METRICS_FILE,
+    PRESETS,
+    QUICK_ON_GPU,
+    QUICK_ON_MANY_DIGITS,
+    make_config,
+)
 from .corruption import NOISES
 from .evaluation import evaluate_checkpoint, format_table
 from .files import RunLock, check_writable_folder, remove_stale_temporaries, write_text
@@ -24,7 +34,7 @@ from .training import train
 # The flags whose values go into the config (a flag left out takes the preset's or the default).
 CONFIG_FLAGS = ("device", "model", "noise", "hidden", "layers", "literal_eq13", "seed", "data", "official_split",
                 "checkpoint_every", "iters", "batch_size", "optimizer", "lr", "cuda_graph", "members",
-                "target_blend", "target_neighbours")
+                "target_blend", "target_neighbours", "dropout")
 
 
 def parse_args(argv=None):
@@ -32,12 +42,12 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_arg(parser, DEFAULTS["device"])
     parser.add_argument("--model", choices=tuple(MODELS))
-    quick, paper = PRESETS["quick"], PRESETS["paper"]
+    quick, paper, many = PRESETS["quick"], PRESETS["paper"], QUICK_ON_MANY_DIGITS
     parser.add_argument("--preset", choices=tuple(PRESETS), default=DEFAULTS["preset"],
-                        help=f"quick: on a CPU one model of {quick['iters']:,} iterations (at most 15 min on a "
-                             f"2-core CPU), on a GPU {QUICK_ON_GPU['members']} members of {QUICK_ON_GPU['iters']:,}; "
-                             f"paper: {paper['iters']:,} iterations (section 5.3), ~27 min on a recent GPU, "
-                             "wants full MNIST")
+                        help=f"quick: on a CPU one model of {quick['iters']:,} iterations ({many['iters']:,} on "
+                             f"{FEW_DIGITS:,} training digits or more), at most 15 min on a 2-core CPU; on a GPU "
+                             f"{QUICK_ON_GPU['members']} members of {QUICK_ON_GPU['iters']:,}; paper: "
+                             f"{paper['iters']:,} iterations (section 5.3), ~27 min on a recent GPU, wants full MNIST")
     parser.add_argument("--iters", type=int, help="iterations (default: the preset's)")
     parser.add_argument("--batch-size", type=int, help="default: the preset's (100)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default: the preset's (adam)")
@@ -49,9 +59,13 @@ def parse_args(argv=None):
     parser.add_argument("--literal-eq13", action="store_true", default=None,
                         help="h_t = tanh(C_t) * i_t as printed (eq. 13)")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--dropout", type=float,
+                        help=f"dropout rate (default {DEFAULTS['dropout']}, in the quick preset {many['dropout']} on "
+                             f"{FEW_DIGITS:,} training digits or more)")
     parser.add_argument("--target-blend", type=float,
                         help="blend of each training digit's lower-half target with its nearest neighbours' "
-                             "(0: the digit itself; default: the preset's)")
+                             f"(0: the digit itself; default: the preset's, in the quick preset "
+                             f"{quick['target_blend']} on fewer than {FEW_DIGITS:,} training digits)")
     parser.add_argument("--target-neighbours", type=int,
                         help=f"how many neighbours --target-blend averages (default {DEFAULTS['target_neighbours']})")
     parser.add_argument("--members", type=int,

@@ -121,23 +121,26 @@ def test_members_learn_the_neighbour_blended_targets(offline, monkeypatch):
         assert not np.array_equal(target, train_set.images[index])
 
 
-@pytest.mark.parametrize("few_digits, blend", [(10**9, 0.3), (2, 0.0)], ids=["few digits", "many digits"])
-def test_the_auto_blend_is_settled_for_the_training_set_and_saved(few_digits, blend, offline, tmp_path,
-                                                                  monkeypatch):
-    """The quick preset's target blend "auto" is 0.3 on few training digits, plain targets on
-    many (FEW_DIGITS moved so that the embedded digits count as either); the checkpoint keeps
-    the settled number, so a resumed run learns the same targets."""
+@pytest.mark.parametrize("few_digits, many", [(10**9, False), (2, True)], ids=["few digits", "many digits"])
+def test_the_preset_is_settled_for_the_training_set_and_saved(few_digits, many, offline, tmp_path, monkeypatch):
+    """The quick preset's "on_many_digits" applies on many training digits only (FEW_DIGITS
+    moved so that the embedded digits count as either); the checkpoint keeps the settled
+    values, so a resumed run learns the same targets with the same dropout."""
     from mnist_half import config as config_module
 
     monkeypatch.setattr(config_module, "FEW_DIGITS", few_digits)
-    config = tiny_config(iters=2)
-    assert config["target_blend"] == "auto"
+    on_many = {"target_blend": 0.0, "dropout": 0.1}
+    config = tiny_config(iters=2, target_blend=0.3, on_many_digits=on_many)
     train_set, test_set = load_split(config, progress=False)
     trainer = training.EnsembleTrainer(config, np, train_set, test_set)
-    assert trainer.config["target_blend"] == trainer.members[0].config["target_blend"] == blend
-    assert np.array_equal(trainer.members[0].train_targets, train_set.images) == (blend == 0.0)
+    expected = {"target_blend": 0.0, "dropout": 0.1} if many else {"target_blend": 0.3, "dropout": 0.25}
+    for settled in (trainer.config, trainer.members[0].config):
+        assert {key: settled[key] for key in expected} == expected and settled["on_many_digits"] == {}
+    assert trainer.members[0].model.decoder.dropout == expected["dropout"]
+    assert np.array_equal(trainer.members[0].train_targets, train_set.images) == many
     train(config, tmp_path / "run", progress=False)
-    assert load_checkpoint(tmp_path / "run" / "checkpoint.npz")[2]["config"]["target_blend"] == blend
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.npz")[2]["config"]
+    assert {key: saved[key] for key in expected} == expected and saved["on_many_digits"] == {}
 
 
 def test_checkpoint_holds_weights_optimizer_state_and_config(offline, tmp_path):
