@@ -47,6 +47,7 @@ def measure(device="gpu", model="cnn-lstm", preset="paper", members=None, iters=
     config = make_config(preset, {"model": model, "device": device, "cuda_graph": cuda_graph, "members": members})
     train_set, test_set = load_split(config, progress=False)
     trainer = EnsembleTrainer(config, xp, train_set, test_set)
+    config = trainer.config  # settled for the training set's size, as the command's run is
     threads = ThreadChooser() if xp is np else None
     timed_steps(trainer, threads, warmup)
     seconds = timed_steps(trainer, threads, iters)

@@ -53,3 +53,15 @@ def test_train_speed_times_the_training_loop_idle_and_contended(no_mnist_env, mo
     assert result["slowdown"] == result["contended_s_per_iter"] / result["s_per_iter"]
     assert result["run_minutes"] == result["s_per_iter"] * iters / 60
     assert "slowdown" in train_speed.report(result) and "2 members" in train_speed.report(result)
+
+
+def test_train_speed_estimates_the_run_the_command_would_make_on_many_digits(no_mnist_env, monkeypatch):
+    """On many training digits the quick preset trains fewer iterations on a CPU; the
+    estimate of the whole run follows (FEW_DIGITS moved so the embedded digits count as many)."""
+    import bench.train_speed as train_speed
+    from mnist_half import config
+
+    monkeypatch.setenv("MNIST_HALF_OFFLINE", "1")
+    monkeypatch.setattr(config, "FEW_DIGITS", 2)
+    result = train_speed.measure("cpu", "cnn-cnn", "quick", members=1, iters=1, warmup=1)
+    assert result["run_iters"] == config.QUICK_ON_MANY_DIGITS["iters"] != config.PRESETS["quick"]["iters"]
