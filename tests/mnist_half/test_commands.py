@@ -5,7 +5,7 @@ import pytest
 
 README_FLAGS = {
     "train": ["--model", "--preset", "--device", "--iters", "--batch-size", "--optimizer", "--lr", "--noise",
-              "--hidden", "--layers", "--literal-eq13", "--seed", "--data", "--official-split", "--out",
+              "--hidden", "--layers", "--dropout", "--literal-eq13", "--seed", "--data", "--official-split", "--out",
               "--checkpoint-every", "--resume", "--target-blend", "--target-neighbours", "--members",
               "--no-cuda-graph"],
     "evaluate": ["--checkpoint", "--json", "--samples", "--device", "--limit", "--batch-size", "--no-progress"],
