@@ -300,14 +300,15 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 def interrupts_between_iterations():
     """Hold the STOP_SIGNALS while the block runs: the list it yields gets an entry per
     signal, and the loop acts on it between iterations, so an interrupt never leaves a
-    half-applied update, or members at different iterations, to the checkpoint. Off the
-    main thread (where signals cannot be caught) the list stays empty."""
+    half-applied update, or members at different iterations, to the checkpoint. A signal
+    the process was started to ignore stays ignored (SIGHUP under `nohup`, SIGINT in a
+    background job). Off the main thread (where signals cannot be caught) the list stays empty."""
     received = []
     if threading.current_thread() is not threading.main_thread():
         yield received
         return
-    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                for signum in STOP_SIGNALS}
+    held = [signum for signum in STOP_SIGNALS if signal.getsignal(signum) is not signal.SIG_IGN]
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in held}
     try:
         yield received
     finally:

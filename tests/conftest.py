@@ -1,4 +1,7 @@
-"""Shared fixtures: `xp` runs a test on NumPy and, where usable, on CuPy."""
+"""Shared fixtures: `xp` runs a test on NumPy and, where usable, on CuPy; every test runs with
+the signals of a foreground terminal."""
+
+import signal
 
 import numpy as np
 import pytest
@@ -37,3 +40,15 @@ def no_mnist_env(monkeypatch):
     """Clear the MNIST_HALF_* variables a user may have set, so a test picks its data sources itself."""
     for name in ("MNIST_HALF_DATA", "MNIST_HALF_CACHE", "MNIST_HALF_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def foreground_signals():
+    """Every test runs with Ctrl-C and SIGTERM as in a foreground terminal (Python's
+    KeyboardInterrupt, the default action), whatever the runner was started with: a shell
+    starts a background job with SIGINT ignored, and a child process inherits that."""
+    signals = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in signals.items()}
+    yield
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

@@ -205,6 +205,25 @@ def test_a_stop_signal_mid_iteration_takes_effect_after_it(signum, status, offli
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="no SIGHUP on this platform")
+def test_a_signal_the_process_was_started_to_ignore_stays_ignored(offline, tmp_path, monkeypatch):
+    """Under `nohup` SIGHUP is ignored: a closed terminal must not stop the training."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    real_step = Trainer.step
+
+    def step_with_sighup(self):
+        if self.iteration == 1:
+            os.kill(os.getpid(), signal.SIGHUP)
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "step", step_with_sighup)
+    try:
+        trainer = train(tiny_config(iters=3), tmp_path / "run", progress=False)
+        assert trainer.iteration == 3 and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
 def test_default_out_dir_never_overwrites_an_earlier_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "cnn-lstm").mkdir(parents=True)
