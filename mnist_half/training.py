@@ -118,7 +118,8 @@ class Trainer:
 
     def __init__(self, config, xp, train_set, test_set, targets=None):
         """targets: the training targets of train_set's digits (mnist_half.targets), made
-        from the config, its "auto" values settled for train_set, when not given."""
+        from the config, settled for train_set's size (mnist_half.config.settle_for_data), when
+        not given."""
         config = settle_for_data(config, len(train_set))
         self.config, self.xp = config, xp
         self.train_images = train_set.images
@@ -228,8 +229,8 @@ class EnsembleTrainer:
     """
 
     def __init__(self, config, xp, train_set, test_set, progress=False):
-        """config's "auto" values are settled for train_set (mnist_half.config.settle_for_data)
-        and checked against it before any work: self.config is what the checkpoint stores."""
+        """config is settled for train_set's size (mnist_half.config.settle_for_data) and
+        checked against it before any work: self.config is what the checkpoint stores."""
         config = settle_for_data(config, len(train_set))
         check_fits(config, len(train_set))
         self.config, self.xp = config, xp
@@ -328,7 +329,7 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY, res
     xp = get_xp(config["device"])
     train_set, test_set = load_split(config, progress=progress)
     trainer = EnsembleTrainer(config, xp, train_set, test_set, progress)
-    config = trainer.config  # its "auto" values settled for the training set
+    config = trainer.config  # settled for the training set's size
     make_folder(out_dir, "--out")
     checkpoint_path = out_dir / CHECKPOINT
     elapsed_before = 0.0
