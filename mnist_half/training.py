@@ -19,7 +19,7 @@ from tinynet.optim import OPTIMIZERS, WeightAverage, update_parameters
 from tinynet.threads import ThreadChooser
 
 from .checkpoint import FORMAT, load_checkpoint, save_checkpoint
-from .cli import EXIT_INTERRUPTED, TrainingDiverged
+from .cli import TrainingDiverged
 from .config import CHECKPOINT, FEW_DIGITS, INFERENCE_BATCH, LOG, check_fits, settle_for_data
 from .corruption import corrupt, corrupt_held_out
 from .files import make_folder
@@ -411,5 +411,5 @@ def train(config, out_dir, resume=False, progress=True, log_every=LOG_EVERY, res
         by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
         print(f"\ninterrupted{by} at iteration {trainer.iteration}: saved {checkpoint_path}; "
               f"continue with: python -m mnist_half.train --out {out_dir} --resume", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum)
+        raise SystemExit(128 + signum)  # what a shell reports for a command the signal stopped (130: Ctrl-C)
     return trainer
