@@ -189,3 +189,32 @@ def test_runnable_walkthrough_checks_every_group_and_catches_every_broken_backwa
     for equation in ("(1)", "(5)", "(6)", "(7)", "(8)-(13)", "(13)", "(14)", "(15)", "(16)", "(17)"):
         assert any(equation in title for title in passed + caught), equation
     assert f"{len(caught)} broken backward passes, each caught" in out
+
+
+def readme_results():
+    """The rows of the README's "What you get" table, as lists of cells."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## What you get"):text.index("## Where to read next")]
+    return [[cell.strip() for cell in row.strip().strip("|").split("|")] for row in table_rows(section)[2:]]
+
+
+def test_every_readme_result_names_the_command_that_reproduces_it():
+    rows = readme_results()
+    assert len(rows) >= 5
+    for row in rows:
+        assert re.search(r"`python -m mnist_half\.\w+[^`]*`|printed by", row[-1]), row
+
+
+def test_the_readmes_shipped_model_row_is_what_the_packaged_file_measured():
+    from mnist_half.checkpoint import load_checkpoint
+    from mnist_half.config import PRETRAINED
+
+    provenance = load_checkpoint(PRETRAINED)[2]["provenance"]
+    shipped = [row for row in readme_results() if "shipped model" in row[0]]
+    assert len(shipped) == 1
+    _, held_out, lower, read_right, _ = (cell.strip("*") for cell in shipped[0])
+    held_out_count = provenance["held_out"].split()[0]  # "15,000 digits: ..."
+    assert held_out.startswith(held_out_count + " ")
+    assert lower == f"{provenance['metrics']['rmse_lower']:.3f}"
+    assert read_right == f"{100 * provenance['metrics']['accuracy']:.1f} %"
+    assert f"{provenance['iterations']:,} iterations" in shipped[0][0]
