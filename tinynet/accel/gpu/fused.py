@@ -18,6 +18,7 @@ The LSTM and Adam kernels are cupy.ElementwiseKernels (the LSTM ones over the (N
 positions), generic in the float type T; the (N, 4H) gate arrays are `raw` arguments
 indexed by hand, because one position reads and writes four gates. The decoder's step
 kernels and the matrix product are templated RawModule kernels (see their comments below).
+Their CUDA C is in cuda/, declared in sources.
 The kernels are built on first use and memoized (CuPy then compiles and caches the machine
 code per dtype). Constants are cast to T so that float32 stays float32.
 
@@ -31,87 +32,39 @@ import cupy
 import numpy as np
 
 from ...shapes import output_size
-from . import blas, cuda_source
+from . import blas, sources
+from .sources import FLOAT_TYPES
 
-# The cell of eqs. (8)-(13) at one position (n, k), shared by the elementwise cell kernels
-# and the fused decoder kernels. sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and
-# Numba twins. The forward turns the four pre-activations into the activated gates in place.
-_CELL_FUNCTIONS = cuda_source("cell.cuh")
+# Every kernel's CUDA lives in cuda/, and sources declares each kernel (the compile test
+# compiles the same declarations): the elementwise kernels' bodies are the functions of
+# cuda/elementwise.cuh, after the cell of eqs. (8)-(13) in cuda/cell.cuh, which the fused
+# decoder kernels share; the RawModules are named by their key in sources.RAW_SOURCES.
 
-# `i` is CuPy's loop index over the (N, H) positions: row n = i / H, unit k = i % H. The
-# gates of position (n, k) sit at n 4H + k + {0, 1, 2, 3} H (blocks i, f, g, o).
-_GATE_OFFSETS = """
-const ptrdiff_t at = (i / H) * 4 * H + i % H;
-const ptrdiff_t at_i = at, at_f = at + H, at_g = at + 2 * H, at_o = at + 3 * H;
-"""
+
+@functools.lru_cache(maxsize=None)
+def _elementwise_kernel(kernel):
+    return cupy.ElementwiseKernel(*kernel, preamble=sources.ELEMENTWISE_PREAMBLE)
+
+
+@functools.lru_cache(maxsize=None)
+def _reduction_kernel(kernel):
+    return cupy.ReductionKernel(*kernel)
+
+
+@functools.lru_cache(maxsize=None)
+def _raw_module(name):
+    code, options, names = sources.RAW_SOURCES[name]
+    return cupy.RawModule(code=code, options=options, name_expressions=names)
 
 
 @functools.lru_cache(maxsize=None)
 def _lstm_cell_forward_kernel(literal_eq13):
-    return cupy.ElementwiseKernel(
-        "T c_prev, int64 H",
-        "raw T gates, T h, T c, T tanh_c",
-        _GATE_OFFSETS + f"""
-        T in_gate = gates[at_i], forget_gate = gates[at_f], new_state = gates[at_g], out_gate = gates[at_o];
-        lstm_cell_forward_at(in_gate, forget_gate, new_state, out_gate, c_prev, {str(literal_eq13).lower()},
-                             c, tanh_c, h);
-        gates[at_i] = in_gate;
-        gates[at_f] = forget_gate;
-        gates[at_g] = new_state;
-        gates[at_o] = out_gate;
-        """,
-        "tinynet_lstm_cell_forward_literal" if literal_eq13 else "tinynet_lstm_cell_forward",
-        preamble=_CELL_FUNCTIONS,
-    )
+    return _elementwise_kernel(sources.lstm_cell_forward_kernel(literal_eq13))
 
 
 @functools.lru_cache(maxsize=None)
 def _lstm_cell_backward_kernel(literal_eq13):
-    return cupy.ElementwiseKernel(
-        "T dh, T dc, raw T gates, T c_prev, T tanh_c, int64 H",
-        "raw T da, T dc_prev",
-        _GATE_OFFSETS + f"""
-        lstm_cell_backward_at(dh, dc, gates[at_i], gates[at_f], gates[at_g], gates[at_o], c_prev, tanh_c,
-                              {str(literal_eq13).lower()}, da[at_i], da[at_f], da[at_g], da[at_o], dc_prev);
-        """,
-        "tinynet_lstm_cell_backward_literal" if literal_eq13 else "tinynet_lstm_cell_backward",
-        preamble=_CELL_FUNCTIONS,
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _adam_update_kernel():
-    return cupy.ElementwiseKernel(
-        "T grad, T beta1, T beta2, T one_minus_beta1, T one_minus_beta2, T step, T eps_hat",
-        "T param, T m, T v",
-        """
-        m = m * beta1 + one_minus_beta1 * grad;
-        v = v * beta2 + one_minus_beta2 * (grad * grad);
-        param -= step * m / (sqrt(v) + eps_hat);
-        """,
-        "tinynet_adam_update",
-    )
-
-
-@functools.lru_cache(maxsize=None)
-def _sum_of_squares_kernel():
-    return cupy.ReductionKernel("T x", "T total", "x * x", "a + b", "total = a", "0", "tinynet_sum_of_squares")
-
-
-@functools.lru_cache(maxsize=None)
-def _norm_kernel():
-    return cupy.ReductionKernel("T squares", "T norm", "squares", "a + b", "norm = sqrt(a)", "0", "tinynet_norm")
-
-
-@functools.lru_cache(maxsize=None)
-def _clip_kernel():
-    return cupy.ElementwiseKernel("T norm, T max_norm", "T grad", "grad *= min((T)1, max_norm / (norm + (T)1e-6))",
-                                  "tinynet_clip")
-
-
-@functools.lru_cache(maxsize=None)
-def _add_scaled_kernel():
-    return cupy.ElementwiseKernel("T x, T scale", "T y", "y += scale * x", "tinynet_add_scaled")
+    return _elementwise_kernel(sources.lstm_cell_backward_kernel(literal_eq13))
 
 
 def clip_grad_norm(grads, max_norm):
@@ -120,16 +73,16 @@ def clip_grad_norm(grads, max_norm):
     dtype = grads[0].dtype
     squares = cupy.empty(len(grads), dtype=dtype)
     for slot, g in enumerate(grads):
-        _sum_of_squares_kernel()(g, out=squares[slot])
-    norm = _norm_kernel()(squares)
+        _reduction_kernel(sources.SUM_OF_SQUARES)(g, out=squares[slot])
+    norm = _reduction_kernel(sources.NORM)(squares)
     for g in grads:
-        _clip_kernel()(norm, dtype.type(max_norm), g)
+        _elementwise_kernel(sources.CLIP)(norm, dtype.type(max_norm), g)
     return norm
 
 
 def add_scaled(y, x, scale):
     """y += scale x in place, in one kernel (tinynet.functional.losses.add_l2_gradients)."""
-    _add_scaled_kernel()(x, y.dtype.type(scale), y)
+    _elementwise_kernel(sources.ADD_SCALED)(x, y.dtype.type(scale), y)
 
 
 def lstm_cell_forward(gates, c_prev, literal_eq13):
@@ -159,7 +112,7 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
     latter keep a captured CUDA graph valid from one step to the next (their values change
     every step, a Python float would be frozen into the graph).
     """
-    _adam_update_kernel()(grad, beta1, beta2, 1 - beta1, 1 - beta2, step, eps_hat, param, m, v)
+    _elementwise_kernel(sources.ADAM_UPDATE)(grad, beta1, beta2, 1 - beta1, 1 - beta2, step, eps_hat, param, m, v)
 
 
 # ---- convolution columns and max pooling (tinynet.functional.conv, tinynet.functional.pool) ----
@@ -169,19 +122,11 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
 # the elements it owns by reading what they need (a gather): col2im and the pooling
 # backward add a pixel's contributions in the order of their NumPy twins' loops (kernel
 # offset i, then j), so no two threads write one element and no atomics are needed.
-_IMAGE_SOURCE = cuda_source("images.cu")
-_IMAGE_KERNELS = ("tinynet_im2col", "tinynet_col2im", "tinynet_maxpool", "tinynet_maxpool_backward")
-
-
-@functools.lru_cache(maxsize=None)
-def _image_module():
-    names = tuple(f"{kernel}<{t}>" for t in _GEMM_TYPES.values() for kernel in _IMAGE_KERNELS)
-    return cupy.RawModule(code=_IMAGE_SOURCE, options=("-std=c++14",), name_expressions=names)
 
 
 @functools.lru_cache(maxsize=None)
 def _image_kernel(name, dtype):
-    return _image_module().get_function(f"{name}<{_GEMM_TYPES[dtype]}>")
+    return _raw_module("images").get_function(f"{name}<{FLOAT_TYPES[dtype]}>")
 
 
 def _plane_launch(name, dtype, images, planes, height, width, args):
@@ -232,26 +177,6 @@ def maxpool2d_backward(dy, winner, x_shape, size, stride):
     return dx
 
 
-@functools.lru_cache(maxsize=None)
-def _counter_uniform_kernel():
-    return cupy.ElementwiseKernel(
-        "raw uint32 seed, uint32 draw",
-        "float32 u",
-        """
-        const unsigned int key = mix32(seed[0] + 0x9E3779B9u * (draw + 1u));
-        const unsigned int bits = mix32(mix32((unsigned int)i ^ key) + key);
-        u = (float)(bits >> 8) * (1.0f / 16777216.0f);
-        """,
-        "tinynet_counter_uniform",
-        preamble="""
-        __device__ unsigned int mix32(unsigned int x) {  // 'lowbias32'
-            x ^= x >> 16; x *= 0x7feb352du; x ^= x >> 15; x *= 0x846ca68bu; x ^= x >> 16;
-            return x;
-        }
-        """,
-    )
-
-
 class CounterRandom:
     """Dropout's random numbers on the GPU: float32 uniforms that hash (seed, draw number,
     element index), one kernel per draw, the twin of tinynet.functional.dropout.counter_uniform.
@@ -273,7 +198,7 @@ class CounterRandom:
         if cupy.dtype(dtype) != cupy.float32:
             raise ValueError(f"CounterRandom draws float32 only, not {dtype}")
         u = cupy.empty(shape, dtype=cupy.float32)
-        _counter_uniform_kernel()(self.seed_buffer, self.draws, u)
+        _elementwise_kernel(sources.COUNTER_UNIFORM)(self.seed_buffer, self.draws, u)
         self.draws += 1
         return u
 
@@ -288,21 +213,12 @@ class CounterRandom:
 # contiguous, so they coalesce. When the tiles of C are too few to fill the GPU, the K
 # axis is split over blockIdx.z: each split writes its partial product to its own slice
 # of C, and the slices are summed afterwards (deterministic, no atomics).
-_GEMM_SOURCE = cuda_source("gemm.cu")
-_GEMM_TYPES = {cupy.dtype(cupy.float32): "float", cupy.dtype(cupy.float64): "double"}
 _GEMM_TK = 16
 
 
 @functools.lru_cache(maxsize=None)
 def _gemm_kernel(dtype, tile):
-    names = [f"tinynet_gemm<{t},{s}>" for t in _GEMM_TYPES.values() for s in (32, 64)]
-    module = _gemm_module(tuple(names))
-    return module.get_function(f"tinynet_gemm<{_GEMM_TYPES[dtype]},{tile}>")
-
-
-@functools.lru_cache(maxsize=None)
-def _gemm_module(names):
-    return cupy.RawModule(code=_GEMM_SOURCE, options=("-std=c++14",), name_expressions=names)
+    return _raw_module("gemm").get_function(sources.gemm_name(FLOAT_TYPES[dtype], tile))
 
 
 @functools.lru_cache(maxsize=None)
@@ -366,27 +282,13 @@ def matmul(a, b):
 # column 0 alone writes da and dc_prev), then multiplies it by the transposed weights, 32
 # columns per block. The output row of eq. (14): one block per batch row. Views with unit
 # column stride are read and written through their row stride ("_ld").
-_DECODER_SOURCE = _CELL_FUNCTIONS + cuda_source("decoder.cu")
-# (K slices, batch rows) per block: the fastest shapes for the training step's sizes (batch
-# 100, hidden 128) timed in a CUDA graph by bench/graph_parts.py (bench/RESULTS.md)
-_FORWARD_SLICES, _FORWARD_ROWS = 8, 4
-_BACKWARD_SLICES, _BACKWARD_ROWS = 8, 2
-_OUTPUT_SLICES = 8
-_DECODER_KERNELS = (f"tinynet_lstm_layer_step<{{t}},{_FORWARD_SLICES},{_FORWARD_ROWS}>",
-                    f"tinynet_lstm_layer_step_backward<{{t}},{_BACKWARD_SLICES},{_BACKWARD_ROWS}>",
-                    f"tinynet_output_row<{{t}},{_OUTPUT_SLICES}>", "tinynet_output_row_backward<{t}>")
+# The block shapes (sources.FORWARD_SLICES and the rest) are compiled into the kernels' names.
 _SHARED_LIMIT = 48 * 1024
 
 
 @functools.lru_cache(maxsize=None)
-def _decoder_module():
-    names = tuple(name.format(t=t) for t in _GEMM_TYPES.values() for name in _DECODER_KERNELS)
-    return cupy.RawModule(code=_DECODER_SOURCE, options=("-std=c++14",), name_expressions=names)
-
-
-@functools.lru_cache(maxsize=None)
 def _decoder_kernel(index, dtype):
-    return _decoder_module().get_function(_DECODER_KERNELS[index].format(t=_GEMM_TYPES[dtype]))
+    return _raw_module("decoder").get_function(sources.DECODER_KERNELS[index].format(t=FLOAT_TYPES[dtype]))
 
 
 def _row_stride(a):
@@ -407,8 +309,8 @@ def lstm_layer_step_forward(step_input, W, c_prev, a_fixed, mask, h_out, up_out,
     mask = None if mask is None else cupy.ascontiguousarray(mask)
     gates = cupy.empty((N, 4 * H), dtype=dtype)
     c, tanh_c = cupy.empty((N, H), dtype=dtype), cupy.empty((N, H), dtype=dtype)
-    grid = (-(-H // 32), -(-N // _FORWARD_ROWS), 1)
-    _decoder_kernel(0, dtype)(grid, (32, _FORWARD_SLICES, 1), (
+    grid = (-(-H // 32), -(-N // sources.FORWARD_ROWS), 1)
+    _decoder_kernel(0, dtype)(grid, (32, sources.FORWARD_SLICES, 1), (
         step_input, np.int32(K), W, c_prev if a_fixed is None else a_fixed, c_prev,
         c_prev if mask is None else mask, gates, c, tanh_c,
         up_out if h_out is None else h_out, np.int64(0) if h_out is None else _row_stride(h_out),
@@ -423,7 +325,7 @@ def fits_layer_step_backward(d_up):
 
 
 def _backward_shared_bytes(H, itemsize):
-    return (_BACKWARD_SLICES * _BACKWARD_ROWS * 32 + _BACKWARD_ROWS * 4 * H) * itemsize
+    return (sources.BACKWARD_SLICES * sources.BACKWARD_ROWS * 32 + sources.BACKWARD_ROWS * 4 * H) * itemsize
 
 
 def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_out):
@@ -438,8 +340,8 @@ def lstm_layer_step_backward(d_up, mask, dh_next, dc_next, cache, W_input_T, da_
     dc_next = cupy.ascontiguousarray(dc_next)
     dc_prev = cupy.empty((N, H), dtype=dtype)
     d_input = cupy.empty((N, J), dtype=dtype)
-    grid = (-(-N // _BACKWARD_ROWS), -(-J // 32), 1)
-    _decoder_kernel(1, dtype)(grid, (32, _BACKWARD_SLICES, 1), (
+    grid = (-(-N // sources.BACKWARD_ROWS), -(-J // 32), 1)
+    _decoder_kernel(1, dtype)(grid, (32, sources.BACKWARD_SLICES, 1), (
         d_up, _row_stride(d_up), dc_next if mask is None else mask, dh_next, _row_stride(dh_next), dc_next,
         gates, c_prev, tanh_c, W_input_T, np.int32(J), da_out, dc_prev, d_input,
         np.int32(N), np.int32(H), np.int32(mask is not None), np.int32(bool(literal_eq13))),
@@ -453,7 +355,7 @@ def output_row_forward(top, W, b, y_out, feedback_out):
     N, H = top.shape
     D = W.shape[1]
     W, b = cupy.ascontiguousarray(W), cupy.ascontiguousarray(b)
-    _decoder_kernel(2, top.dtype)((N, 1, 1), (32, _OUTPUT_SLICES, 1), (
+    _decoder_kernel(2, top.dtype)((N, 1, 1), (32, sources.OUTPUT_SLICES, 1), (
         top, W, b, y_out, y_out if feedback_out is None else feedback_out,
         np.int64(0) if feedback_out is None else _row_stride(feedback_out),
         np.int32(N), np.int32(H), np.int32(D), np.int32(feedback_out is not None)))
