@@ -83,7 +83,12 @@ class CNNLSTM(Layer):
         return self.decoder.forward(x, v, train=train)
 
     def backward(self, dy):
-        """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4).
+        """The image reaches the output twice: through v (eq. 3) and row by row (eq. 4)."""
+        return self.backward_with_thought(dy)[0]
+
+    def backward_with_thought(self, dy):
+        """(dx, dv): backward's gradient w.r.t. the image (None without input_grad) and the
+        gradient w.r.t. the thought vector v (N, V), summed over the 28 steps that read it.
 
         The decoder's weight gradients do not feed the encoder's backward: on the GPU they
         run beside it, on a second stream (tinynet.dispatch.side_stream).
@@ -92,7 +97,7 @@ class CNNLSTM(Layer):
         dx_rows, dv = self.decoder.backward_through_time(dy, side)
         dx = self.encoder.backward(dv)
         side.join()
-        return None if dx is None else dx[:, 0] + dx_rows
+        return (None if dx is None else dx[:, 0] + dx_rows), dv
 
 
 class CNNCNN(Sequential):

@@ -59,28 +59,30 @@ def load_run_checkpoint(path, group="model"):
     return params, optimizer_state, meta, saved_config(meta)
 
 
-def run_model(path, config):
+def run_model(path, config, input_grad=False):
     """The untrained model of a saved run's `config` (an Ensemble for several members): what
-    its checkpoint's weights must fit. A config that builds no model is a CheckpointError."""
+    its checkpoint's weights must fit. A config that builds no model is a CheckpointError.
+    input_grad=True: its backward returns the gradient w.r.t. the input image too."""
     if config["model"] not in MODELS:
         raise CheckpointError(f"{path}: its config names the unknown model {config['model']!r} "
                               f"(known: {', '.join(MODELS)})")
     try:
-        members = [build_model(config["model"], np.random.default_rng(0), config, 0.5)
+        members = [build_model(config["model"], np.random.default_rng(0), config, 0.5, input_grad=input_grad)
                    for _ in range(config["members"])]
     except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: its config builds no model ({type(error).__name__}: {error})") from None
     return members[0] if len(members) == 1 else Ensemble(members)
 
 
-def load_trained(path, xp):
+def load_trained(path, xp, input_grad=False):
     """(model, meta) of the run saved at `path` (a checkpoint or its run folder): the model on
     array module `xp`, for inference, with the averaged weights when the run kept an average;
     a run of several members gives their Ensemble. A readable file that is no run's
-    checkpoint, or whose weights are not those of its config's model, is a CheckpointError."""
+    checkpoint, or whose weights are not those of its config's model, is a CheckpointError.
+    input_grad=True: the model's backward returns the gradient w.r.t. the image too."""
     path = checkpoint_path(path)
     params, _, meta, config = load_run_checkpoint(path, "inference")
-    model = run_model(path, config)
+    model = run_model(path, config, input_grad)
     check_params(path, params, model.named_params(), describe(config))
     model.to(xp)
     model.load_params(params)
