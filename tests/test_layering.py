@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("tinynet", "mnist_half", "bench")
-COMMANDS = {f"mnist_half.{name}" for name in ("train", "evaluate", "complete", "figures", "classifier")}
+COMMANDS = {f"mnist_half.{name}" for name in ("train", "evaluate", "complete", "figures", "classifier", "demo")}
 
 
 def module_name(path):
