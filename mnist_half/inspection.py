@@ -42,7 +42,7 @@ from .config import PRETRAINED
 from .corruption import NOISES, blank_lower_half, corrupt
 from .data import DataError, load_embedded, load_mnist, split_dataset
 from .models import CNNLSTM, IMAGE_SIZE, MODEL_LABELS, Ensemble
-from .runs import data_kind, load_trained
+from .runs import checkpoint_path, data_kind, load_trained
 
 NO_NOISE = "none"
 NOISE_NAMES = {NO_NOISE: "none", "sp": "salt and pepper", "gauss": "Gaussian"}
@@ -255,7 +255,9 @@ def describe_model(model, meta, checkpoint):
     """A JSON-able summary of the model for the page: its name, label and sizes."""
     config = meta["config"]
     name = model_name(model)
-    return {"model": name, "label": MODEL_LABELS[name], "checkpoint": str(checkpoint),
+    shipped = checkpoint_path(checkpoint).resolve() == PRETRAINED
+    return {"model": name, "label": MODEL_LABELS[name],
+            "checkpoint": "the model that ships with the package" if shipped else str(checkpoint),
             "iteration": meta.get("iteration"), "layers": config.get("layers") if name == "cnn-lstm" else None,
             "hidden": config.get("hidden") if name == "cnn-lstm" else None,
             "literal_eq13": bool(config.get("literal_eq13", False)), "members": config.get("members", 1),

@@ -21,6 +21,7 @@ const state = {
   inspection: null,                        // the last /api/inspect answer
   row: SIZE - 1,                           // the decoder step chosen
   requests: 0,                             // answered requests, for tests to wait on
+  playing: false,                          // the steps are being played
 };
 window.demoState = state;
 
@@ -219,6 +220,7 @@ function setRow(row, inspect = true) {
 function play() {
   stopPlaying();
   let row = 0;
+  state.playing = true;
   setRow(0);
   $("play").textContent = "\u275A\u275A Pause";
   playTimer = setInterval(() => {
@@ -231,6 +233,7 @@ function play() {
 function stopPlaying() {
   if (playTimer !== null) clearInterval(playTimer);
   playTimer = null;
+  state.playing = false;
   $("play").textContent = "\u25B6 Play";
 }
 
