@@ -43,6 +43,8 @@ PAGE_FILES = {
     "/demo.js": ("demo.js", "text/javascript; charset=utf-8"),
 }
 EQUATIONS_DOC = Path(__file__).resolve().parents[1] / "docs" / "equations.md"  # present in a source checkout
+LOOPBACK = ("127.0.0.1", "::1")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 MAX_BODY_BYTES = 256 * 1024  # two images as JSON take about 40 KB
 DIGITS = 6  # significant digits of the numbers sent (float32 holds about 7)
 
@@ -162,6 +164,7 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     server_version = "mnist-half-demo"
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may stay silent (a body announced and never sent)
     app = None  # the DemoApp, set by make_server on a subclass
 
     def log_message(self, format, *args):  # quiet: the page's requests are not news
@@ -169,11 +172,22 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         url = urlsplit(self.path)
-        self._answer(lambda: self._get(url.path, parse_qs(url.query)))
+        self._answer(lambda: self._checked_host() or self._get(url.path, parse_qs(url.query)))
 
     def do_POST(self):
         url = urlsplit(self.path)
-        self._answer(lambda: self._post(url.path))
+        self._answer(lambda: self._checked_host() or self._post(url.path))
+
+    def _checked_host(self):
+        """A server bound to this machine answers only requests addressed to this machine: a web
+        page elsewhere that points a name of its own at 127.0.0.1 (DNS rebinding) gets a 403."""
+        if self.server.server_address[0] not in LOOPBACK:
+            return None
+        host = urlsplit(f"//{self.headers.get('Host', '')}").hostname
+        if host not in LOOPBACK_NAMES:
+            raise BadRequest(f"this server answers requests for 127.0.0.1 or localhost, not {host!r}",
+                             HTTPStatus.FORBIDDEN)
+        return None
 
     def _get(self, path, query):
         if path in PAGE_FILES:

@@ -12,6 +12,7 @@ README_FLAGS = {
     "classifier": ["--data", "--official-split", "--out", "--device", "--seed", "--no-progress"],
     "complete": ["--checkpoint", "--input", "--output", "--samples", "--device", "--batch-size"],
     "figures": ["--runs", "--out", "--count"],
+    "demo": ["--checkpoint", "--host", "--port", "--open"],
 }
 
 

@@ -233,6 +233,14 @@ def test_an_oversized_or_unsized_body_is_refused_unread(server):
     connection.close()
 
 
+def test_a_request_for_another_host_name_is_refused(server):
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reads nothing."""
+    status, _, body = server.request("GET", "/api/info", headers={"Host": f"evil.example:{server.port}"})
+    assert status == 403 and "evil.example" in json.loads(body)["error"]
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}"):
+        assert server.request("GET", "/api/info", headers={"Host": host})[0] == 200
+
+
 def test_an_unknown_method_is_a_json_error_and_the_server_goes_on(server):
     status, headers, body = server.request("DELETE", "/")
     assert status == 501 and headers["Content-Type"] == "application/json" and json.loads(body)["error"]
