@@ -7,7 +7,7 @@ import pytest
 from test_kernels import CONV_CASES, POOL_CASES
 
 from tinynet import dispatch
-from tinynet.backend import gpu_unavailable_reason
+from tinynet.backend import gpu_unavailable_reason, to_numpy
 from tinynet.functional.conv import col2im, im2col
 from tinynet.functional.lstm import lstm_cell_backward, lstm_cell_forward
 from tinynet.functional.pool import maxpool2d_backward, maxpool2d_forward
@@ -156,6 +156,38 @@ def test_fused_parameter_update_matches_its_plain_twin(cp, rng, monkeypatch, dty
             results[device] += list(average.average.values())
     assert len(calls) == 3  # every GPU step took the fused kernels
     for actual, expected in zip(results["gpu"], results["cpu"]):
+        assert_close(actual, expected, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_parameter_update_zeroes_negligible_values_as_its_plain_twin(cp, rng, monkeypatch, dtype):
+    """Weights, gradients and averages spread around tiny / eps (tinynet.optim.negligible):
+    the fused kernels leave exactly the plain twin's zeros in w, m, v and the average."""
+    from tinynet.optim import WeightAverage, update_parameters
+    from tinynet.optim.negligible import negligible_below
+
+    bound = negligible_below(dtype)
+    near_bound = lambda: (bound * np.exp2(rng.uniform(-8, 8, size=(40, 30)))  # noqa: E731
+                          * rng.choice([-1.0, 1.0], size=(40, 30))).astype(dtype)
+    start, grads = near_bound(), near_bound()
+    grads[:20] = rng.standard_normal((20, 30))  # live rows beside dead ones
+    results = {}
+    for device in ("cpu", "gpu"):
+        monkeypatch.setattr(dispatch, "ENABLED", device == "gpu")
+        xp = cp if device == "gpu" else np
+        params = {"W": xp.array(start)}
+        optimizer, average = Adam(lr=1e-2), WeightAverage(params, decay=0.5)
+        if device == "gpu":
+            for holder in (optimizer, average):
+                holder.keep_scalars_on_device(cp, dtype)
+        optimizer.begin_step()
+        average.begin_step()
+        update_parameters(params, {"W": xp.array(grads)}, params, optimizer, 0.01, 1e6, average)
+        state = optimizer.state["W"]
+        results[device] = [to_numpy(a) for a in (params["W"], state["m"], state["v"], average.average["W"])]
+    for actual, expected in zip(results["gpu"], results["cpu"]):
+        assert (expected == 0).any() and (expected != 0).any()
+        np.testing.assert_array_equal(actual == 0, expected == 0)
         assert_close(actual, expected, dtype)
 
 

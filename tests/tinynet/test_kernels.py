@@ -202,6 +202,19 @@ def test_adam_kernel_matches_numpy(rng, dtype):
         assert ours[key].dtype == dtype and np.array_equal(ours[key], twin[key])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_flush_negligible_kernel_matches_numpy(rng, dtype):
+    """Magnitudes spread over every exponent of the dtype, subnormals and zeros included."""
+    from tinynet.optim.negligible import flush_negligible
+
+    info = np.finfo(dtype)
+    exponents = rng.uniform(np.log2(info.smallest_subnormal), np.log2(info.max) - 1, size=(40, 25))
+    values = (rng.choice([-1.0, 1.0], size=exponents.shape) * np.exp2(exponents)).astype(dtype)
+    values[0, :5] = 0
+    ours, twin = both_paths(lambda: flush_negligible(a := values.copy()) or a)
+    assert (ours == 0).sum() > 5 and np.array_equal(ours, twin)
+
+
 def test_eq05_conv_without_input_gradient_keeps_weight_gradients(rng):
     x = rng.standard_normal((2, 1, 9, 7))
     layer = Conv2D(1, 4, 3, rng, dtype=np.float64, input_grad=False)

@@ -8,6 +8,7 @@ import pytest
 
 from tinynet.backend import to_numpy
 from tinynet.optim import OPTIMIZERS, SGD, Adadelta, Adam, WeightAverage, clip_grad_norm, update_parameters
+from tinynet.optim.negligible import flush_negligible, negligible_below
 
 GRADIENTS = [np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.1, 1.5]), np.array([1.0, -3.0, 0.0])]
 START = np.array([1.0, 2.0, -1.0])
@@ -168,3 +169,43 @@ def test_update_parameters_matches_one_step_by_hand(xp, max_norm):
         np.testing.assert_allclose(to_numpy(average.average[name]), averaged, rtol=1e-12)
     with pytest.raises(KeyError, match="differ"):
         update_parameters(params, {"w": xp.asarray(grad_w)}, {}, optimizer, lam, max_norm)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_flush_negligible_zeroes_what_is_below_tiny_over_eps_only(xp, dtype):
+    """The bound is finfo.tiny / finfo.eps (float32: 2^-103); the bound itself, larger
+    values, NaN and infinities stay as they are."""
+    info = np.finfo(dtype)
+    bound = negligible_below(dtype)
+    assert bound == info.tiny / info.eps
+    below = [bound * (1 - info.eps), bound / 1e3, info.tiny, info.tiny * info.eps]  # the last two: normal, subnormal
+    kept = [bound, bound * 2, 1e-3, 7.0, np.inf, np.nan]
+    values = np.array(below + [-b for b in below] + kept + [-k for k in kept] + [0.0], dtype=dtype)
+    array = xp.asarray(values)
+    flush_negligible(array)
+    expected = values.copy()
+    expected[: 2 * len(below)] = 0
+    np.testing.assert_array_equal(to_numpy(array), expected)  # NaN where NaN was
+    assert to_numpy(array).dtype == dtype
+
+
+def test_update_parameters_zeroes_negligible_weights_state_and_average(xp):
+    """After the step every value of the weights, Adam's moments and the average below
+    tiny / eps (float32) is 0, the others are untouched: a weight there without gradient
+    (0), a live weight (Adam's usual step), a weight whose gradient is negligible (its
+    moments become 0, the weight stays) and a weight just above the bound (kept)."""
+    bound = negligible_below(np.float32)
+    start = np.array([bound * 0.9, 0.5, 0.5, bound * 4], dtype=np.float32)
+    params = {"w": xp.asarray(start)}
+    optimizer, average = Adam(lr=1e-3), WeightAverage(params, decay=0.5)
+    optimizer.begin_step()
+    average.begin_step()
+    grads = {"w": xp.asarray(np.array([0.0, 0.25, bound * 5, 0.0], dtype=np.float32))}
+    update_parameters(params, grads, {}, optimizer, 0.0, 10.0, average)
+    w, m, v, a = (to_numpy(x) for x in (params["w"], optimizer.state["w"]["m"], optimizer.state["w"]["v"],
+                                        average.average["w"]))
+    assert w[0] == 0 and a[0] == 0
+    np.testing.assert_allclose(w[1], 0.5 - 1e-3, rtol=1e-6)  # Adam's first step: lr g / |g|
+    assert m[1] > 0 and v[1] > 0
+    assert m[2] == 0 and v[2] == 0 and w[2] == 0.5 and a[2] == 0.5
+    assert w[3] == bound * 4 and a[3] == bound * 4

@@ -111,6 +111,7 @@ TWINS = {
     # tinynet.optim
     "adam.adam_update": [(numpy_float, "cpu.ops:adam_update"), (cupy_float, "gpu.ops:adam_update")],
     "clip.clip_grad_norm": [(cupy_one_dtype, "gpu.ops:clip_grad_norm")],
+    "negligible.flush_negligible": [(numpy_float, "cpu.ops:flush_negligible")],
     "update.update_parameters": [(cupy_float, "gpu.ops:update_parameters")],
     # tinynet.dispatch
     "dispatch.side_stream": [(cupy_float, "gpu.ops:side_stream")],

@@ -7,6 +7,7 @@ or tinynet.optim computes, in one pass over memory instead of many temporaries.
     maxpool2d, its backward     tinynet.functional.pool    (eq. 6)
     lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
     adam_update                 tinynet.optim.adam
+    flush_negligible            tinynet.optim.negligible
 
 The kernels over image planes (im2col, col2im, pooling, the layout copies) share the planes
 out over Numba's threads (prange) where the products are tinynet's own (OWN_PRODUCTS:
@@ -335,3 +336,18 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
     """
     _adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1), beta1, beta2,
                  float(step), float(eps_hat))
+
+
+# ---- negligible values (tinynet.optim.negligible) ----
+
+@njit(**JIT)
+def _flush_negligible(flat, below):
+    below, zero = flat.dtype.type(below), flat.dtype.type(0)
+    for k in range(flat.size):
+        if abs(flat[k]) < below:
+            flat[k] = zero
+
+
+def flush_negligible(array, below):
+    """In place, C-contiguous: every value of magnitude below `below` becomes 0."""
+    _flush_negligible(array.reshape(-1), below)

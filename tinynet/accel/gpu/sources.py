@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ...optim.negligible import negligible_below
 from . import cuda_source
 
 FLOAT_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -149,6 +150,7 @@ def update_layout_header(dtype, sizes, weights, with_average):
     return (f"typedef {FLOAT_TYPES[np.dtype(dtype)]} T;\n"
             f"const long long CHUNK = {CHUNK};\n"
             f"#define CHUNKS {chunks}\n"
+            f"const T NEGLIGIBLE = T({negligible_below(dtype)!r});\n"
             f"#define WITH_AVERAGE {int(bool(with_average))}\n"
             "#define TENSORS(X)" + "".join(f" \\\n    {tensor}" for tensor in tensors) + "\n")
 

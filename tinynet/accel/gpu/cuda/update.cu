@@ -4,6 +4,7 @@
 // tinynet/accel/gpu/sources.py: update_source writes before both files defines
 //   T, CHUNK       the float type and the numbers of one chunk (one block per chunk)
 //   CHUNKS         the number of chunks of all tensors together
+//   NEGLIGIBLE     the magnitude under which a value becomes 0 (tinynet/optim/negligible.py)
 //   WITH_AVERAGE   1 where the weight average is updated too, else 0
 //   TENSORS(X)     X(i, first, end, size, weight) for each tensor i: it owns the chunks
 //                  first .. end - 1 and holds `size` numbers; weight is 1 where eq. (17) applies

@@ -33,7 +33,13 @@ struct Step {
     T clip_scale, beta1, beta2, one_minus_beta1, one_minus_beta2, step, eps_hat, rate;
 };
 
-// g <- (g + l2_twice w) clip_scale, then Adam's m, v and w, then the average a (if any)
+// x, or 0 where |x| < NEGLIGIBLE (tinynet/optim/negligible.py)
+__device__ T flushed(T x) {
+    return fabs(x) < NEGLIGIBLE ? T(0) : x;
+}
+
+// g <- (g + l2_twice w) clip_scale, then Adam's m, v and w, then the average a (if any);
+// then each of m, v, w and a flushed, as tinynet.optim.update_parameters does after them all
 __device__ void chunk_update(T* param, T* grad, T* m, T* v, T* average, long long size, long long begin,
                              T l2_twice, const Step& s) {
     const long long end = min(size, begin + CHUNK);
@@ -43,10 +49,10 @@ __device__ void chunk_update(T* param, T* grad, T* m, T* v, T* average, long lon
         grad[j] = g;
         const T m_j = m[j] * s.beta1 + s.one_minus_beta1 * g;
         const T v_j = v[j] * s.beta2 + s.one_minus_beta2 * (g * g);
-        m[j] = m_j;
-        v[j] = v_j;
+        m[j] = flushed(m_j);
+        v[j] = flushed(v_j);
         const T w = param[j] - s.step * m_j / (sqrt(v_j) + s.eps_hat);
-        param[j] = w;
-        if (average != nullptr) average[j] += (w - average[j]) * s.rate;
+        param[j] = flushed(w);
+        if (average != nullptr) average[j] = flushed(average[j] + (w - average[j]) * s.rate);
     }
 }
