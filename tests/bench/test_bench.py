@@ -172,3 +172,20 @@ def test_scaling_table_rows_fill_the_header():
     row = table_row(100, result)
     assert header[0].count("|") == header[1].count("|") == row.count("|") == 7
     assert "| 100 | 0.3000 (0.2000-0.4000) | 3.000 | 0.4000 (0.3000-0.5000) | 0.75 |" in row
+
+
+def test_negligible_bench_puts_dead_channels_where_the_flush_would_act(capsys):
+    """bench.negligible: the dead channels at 0, or between 2^-130 and the flush's bound
+    2^-103 (below it, all of them), the live channels untouched; it runs and reports."""
+    from bench import negligible
+    from tinynet.optim.negligible import negligible_below
+
+    w = np.random.default_rng(0).standard_normal((6, 2, 3, 3)).astype(np.float32)
+    zero = negligible.dead_channel_weights(w, 4, np.random.default_rng(1), "zero")
+    tiny = negligible.dead_channel_weights(w, 4, np.random.default_rng(1), "tiny")
+    assert (zero[:4] == 0).all() and np.array_equal(zero[4:], w[4:]) and np.array_equal(tiny[4:], w[4:])
+    magnitudes = np.abs(tiny[:4])
+    assert magnitudes.min() >= 2.0**-130 and magnitudes.max() < negligible_below(np.float32)
+    negligible.main(["--iters", "1", "--batch-size", "2", "--threads", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["dead", "dead", "all", "slowdown"]
