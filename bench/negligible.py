@@ -3,7 +3,8 @@ cost that tinynet.optim.negligible's flush keeps out of a training.
 
 A long training leaves dead encoder channels (40 of conv2's 64 in one run of 28,000
 iterations) whose weights have shrunk under eq. (17)'s term to magnitudes between float32's
-smallest subnormal and tiny / eps. The flush zeroes them after every update; this puts them
+smallest subnormal and 2^-103, where their products with activations are subnormal (the
+flush zeroes everything below 2^-63 after every update). This puts them
 back on purpose and times the CNN-LSTM's forward and backward on one batch (no update, so
 nothing flushes them) three ways: the dead channels' weights at 0 (what the flush leaves),
 at magnitudes log-uniform over [2^-130, 2^-103] (what a training without the flush carries),
@@ -25,7 +26,8 @@ from tinynet.functional.losses import rmse_loss
 from tinynet.threads import set_threads, usable_cores
 
 DEAD_CHANNELS = 40  # of conv2's 64 output channels, as in the run above
-SMALLEST_EXPONENT, BOUND_EXPONENT = -130, -103  # float32: subnormals down to 2^-149; the bound 2^-103
+# float32: subnormals down to 2^-149; 2^-103 times an activation of 2^-23 or less is subnormal
+SMALLEST_EXPONENT, LARGEST_EXPONENT = -130, -103
 
 
 def dead_channel_weights(w, channels, rng, magnitudes):
@@ -34,7 +36,7 @@ def dead_channel_weights(w, channels, rng, magnitudes):
     if magnitudes == "zero":
         w[:channels] = 0
     else:
-        exponents = rng.uniform(SMALLEST_EXPONENT, BOUND_EXPONENT, size=w[:channels].shape)
+        exponents = rng.uniform(SMALLEST_EXPONENT, LARGEST_EXPONENT, size=w[:channels].shape)
         w[:channels] = np.sign(rng.standard_normal(exponents.shape)) * np.exp2(exponents)
     return w
 

@@ -193,7 +193,7 @@ def test_update_layout_header_names_each_tensor():
     assert sources.chunk_layout((chunk + 1, 5, chunk)) == ((0, 2, 3), 4)
     header = sources.update_layout_header(np.float32, (chunk + 1, 5), (True, False), with_average=False)
     assert header == (f"typedef float T;\nconst long long CHUNK = {chunk};\n#define CHUNKS 3\n"
-                      f"const T NEGLIGIBLE = T(9.860761315262648e-32);\n"  # 2^-103: float32's tiny / eps
+                      f"const T NEGLIGIBLE = T(1.0842021724855044e-19);\n"  # 2^-63: the root of float32's tiny
                       f"#define WITH_AVERAGE 0\n#define TENSORS(X) \\\n    X(0, 0, 2, {chunk + 1}LL, 1) \\\n"
                       f"    X(1, 2, 3, 5LL, 0)\n")
     assert sources.update_layout_header(np.float64, (), (), True).startswith("typedef double T;")

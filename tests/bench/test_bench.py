@@ -175,8 +175,8 @@ def test_scaling_table_rows_fill_the_header():
 
 
 def test_negligible_bench_puts_dead_channels_where_the_flush_would_act(capsys):
-    """bench.negligible: the dead channels at 0, or between 2^-130 and the flush's bound
-    2^-103 (below it, all of them), the live channels untouched; it runs and reports."""
+    """bench.negligible: the dead channels at 0, or between 2^-130 and 2^-103 (below the
+    flush's bound), the live channels untouched; it runs and reports."""
     from bench import negligible
     from tinynet.optim.negligible import negligible_below
 
@@ -185,7 +185,7 @@ def test_negligible_bench_puts_dead_channels_where_the_flush_would_act(capsys):
     tiny = negligible.dead_channel_weights(w, 4, np.random.default_rng(1), "tiny")
     assert (zero[:4] == 0).all() and np.array_equal(zero[4:], w[4:]) and np.array_equal(tiny[4:], w[4:])
     magnitudes = np.abs(tiny[:4])
-    assert magnitudes.min() >= 2.0**-130 and magnitudes.max() < negligible_below(np.float32)
+    assert magnitudes.min() >= 2.0**-130 and magnitudes.max() <= 2.0**-103 < negligible_below(np.float32)
     negligible.main(["--iters", "1", "--batch-size", "2", "--threads", "1"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == ["dead", "dead", "all", "slowdown"]

@@ -172,12 +172,13 @@ def test_update_parameters_matches_one_step_by_hand(xp, max_norm):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_flush_negligible_zeroes_what_is_below_tiny_over_eps_only(xp, dtype):
-    """The bound is finfo.tiny / finfo.eps (float32: 2^-103); the bound itself, larger
-    values, NaN and infinities stay as they are."""
+def test_flush_negligible_zeroes_what_is_below_the_root_of_tiny_only(xp, dtype):
+    """The bound is sqrt(finfo.tiny), exactly (float32: 2^-63), so the product of two values
+    it keeps is normal; the bound itself, larger values, NaN and infinities stay as they are."""
     info = np.finfo(dtype)
     bound = negligible_below(dtype)
-    assert bound == info.tiny / info.eps
+    assert bound == {np.float32: 2.0**-63, np.float64: 2.0**-511}[dtype]
+    assert dtype(bound) * dtype(bound) == info.tiny
     below = [bound * (1 - info.eps), bound / 1e3, info.tiny, info.tiny * info.eps]  # the last two: normal, subnormal
     kept = [bound, bound * 2, 1e-3, 7.0, np.inf, np.nan]
     values = np.array(below + [-b for b in below] + kept + [-k for k in kept] + [0.0], dtype=dtype)
@@ -191,7 +192,7 @@ def test_flush_negligible_zeroes_what_is_below_tiny_over_eps_only(xp, dtype):
 
 def test_update_parameters_zeroes_negligible_weights_state_and_average(xp):
     """After the step every value of the weights, Adam's moments and the average below
-    tiny / eps (float32) is 0, the others are untouched: a weight there without gradient
+    the bound (float32) is 0, the others are untouched: a weight there without gradient
     (0), a live weight (Adam's usual step), a weight whose gradient is negligible (its
     moments become 0, the weight stays) and a weight just above the bound (kept)."""
     bound = negligible_below(np.float32)

@@ -3,15 +3,16 @@
 Under eq. (17)'s L2 term a weight that no data reaches (every weight of a dead ReLU channel
 of the encoder) only shrinks, geometrically, and so do its optimizer state and its average.
 On the way to zero they pass through the subnormal floats (below finfo.tiny, 1.2e-38 in
-float32) and the range just above them, where their products with activations are
+float32) and the range above them where their products with activations or gradients are
 subnormal. On x86 CPUs an operation with a subnormal operand or result takes a microcode
 assist, tens of times slower than a normal one: in a long CPU training half of conv2's
 weights got there, and conv2's forward took 250 ms instead of 8 (bench/RESULTS.md).
 
-So every value of magnitude below finfo.tiny / finfo.eps (float32: 9.9e-32) is set to zero:
-its product with an operand of magnitude eps or more would be normal, and it is some thirty
-orders of magnitude below the weights that carry the model. GPUs compute on subnormals at
-full speed, but the GPU's fused update (tinynet.accel.gpu.update) flushes alike, so both
+So every value of magnitude below sqrt(finfo.tiny) (float32: 2^-63, 1.1e-19) is set to
+zero: the product of two values at or above that bound is a normal float, and a weight
+below it is some seventeen orders of magnitude under the weights that carry the model, far
+beneath float32's resolution of any sum it enters beside them. GPUs compute on subnormals
+at full speed, but the GPU's fused update (tinynet.accel.gpu.update) flushes alike, so both
 devices compute the same update.
 """
 
@@ -22,9 +23,9 @@ from ..dispatch import accelerated
 
 
 def negligible_below(dtype):
-    """The bound under which flush_negligible zeroes a value of `dtype`: finfo.tiny / finfo.eps."""
-    info = np.finfo(dtype)
-    return float(info.tiny / info.eps)
+    """The bound under which flush_negligible zeroes a value of `dtype`: sqrt(finfo.tiny), exactly
+    (float32 2^-63, float64 2^-511)."""
+    return float(np.sqrt(np.finfo(dtype).tiny))
 
 
 @accelerated
