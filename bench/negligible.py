@@ -1,5 +1,5 @@
 """python -m bench.negligible: what this CPU pays for arithmetic on subnormal floats, the
-cost that tinynet.optim.negligible's flush keeps out of a training.
+cost that tinynet.negligible's flush keeps out of a training.
 
 A long training leaves dead encoder channels (40 of conv2's 64 in one run of 28,000
 iterations) whose weights have shrunk under eq. (17)'s term to magnitudes between float32's

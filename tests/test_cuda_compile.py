@@ -187,13 +187,23 @@ def test_every_module_instantiates_each_float_type():
             assert any(f"<{float_type}" in name for name in raw.name_expressions)
 
 
+def test_the_device_flush_bound_is_the_hosts():
+    """negligible.cuh spells out tinynet.negligible's bound for float and double, exactly."""
+    from tinynet.negligible import negligible_below
+
+    text = sources.NEGLIGIBLE_FUNCTIONS
+    found = dict(re.findall(r"(float|double) negligible_below<\1>\(\) \{ return ([0-9.e+-]+)f?; \}", text))
+    assert set(found) == {"float", "double"}
+    assert float(found["float"]) == negligible_below(np.float32) == 2.0**-63
+    assert float(found["double"]) == negligible_below(np.float64) == 2.0**-511
+
+
 def test_update_layout_header_names_each_tensor():
     """Tensor i owns chunks first .. end - 1; a tensor one number over a chunk takes two."""
     chunk = sources.CHUNK
     assert sources.chunk_layout((chunk + 1, 5, chunk)) == ((0, 2, 3), 4)
     header = sources.update_layout_header(np.float32, (chunk + 1, 5), (True, False), with_average=False)
     assert header == (f"typedef float T;\nconst long long CHUNK = {chunk};\n#define CHUNKS 3\n"
-                      f"const T NEGLIGIBLE = T(1.0842021724855044e-19);\n"  # 2^-63: the root of float32's tiny
                       f"#define WITH_AVERAGE 0\n#define TENSORS(X) \\\n    X(0, 0, 2, {chunk + 1}LL, 1) \\\n"
                       f"    X(1, 2, 3, 5LL, 0)\n")
     assert sources.update_layout_header(np.float64, (), (), True).startswith("typedef double T;")

@@ -178,7 +178,7 @@ def test_negligible_bench_puts_dead_channels_where_the_flush_would_act(capsys):
     """bench.negligible: the dead channels at 0, or between 2^-130 and 2^-103 (below the
     flush's bound), the live channels untouched; it runs and reports."""
     from bench import negligible
-    from tinynet.optim.negligible import negligible_below
+    from tinynet.negligible import negligible_below
 
     w = np.random.default_rng(0).standard_normal((6, 2, 3, 3)).astype(np.float32)
     zero = negligible.dead_channel_weights(w, 4, np.random.default_rng(1), "zero")

@@ -161,10 +161,10 @@ def test_fused_parameter_update_matches_its_plain_twin(cp, rng, monkeypatch, dty
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_parameter_update_zeroes_negligible_values_as_its_plain_twin(cp, rng, monkeypatch, dtype):
-    """Weights, gradients and averages spread around the flush's bound (tinynet.optim.negligible):
+    """Weights, gradients and averages spread around the flush's bound (tinynet.negligible):
     the fused kernels leave exactly the plain twin's zeros in w, m, v and the average."""
+    from tinynet.negligible import negligible_below
     from tinynet.optim import WeightAverage, update_parameters
-    from tinynet.optim.negligible import negligible_below
 
     bound = negligible_below(dtype)
     near_bound = lambda: (bound * np.exp2(rng.uniform(-8, 8, size=(40, 30)))  # noqa: E731

@@ -187,6 +187,27 @@ def test_eq08_eq13_lstm_cell_kernels_match_numpy(rng, dtype, literal_eq13):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_cell_backward_kernel_zeroes_the_negligible_gradients_the_reference_does(rng, dtype):
+    """Gates saturated so deep that their slopes are below the flush's bound, gradients of
+    every size down to subnormal: the kernel leaves 0 exactly where the reference does."""
+    from tinynet.negligible import negligible_below
+
+    N, H = 6, 9
+    a = (rng.choice([-1.0, 1.0], size=(N, 4 * H)) * rng.uniform(0, 120, size=(N, 4 * H))).astype(dtype)
+    c_prev = rng.standard_normal((N, H)).astype(dtype)
+    exponents = rng.uniform(np.log2(np.finfo(dtype).smallest_subnormal), 0, size=(2, N, H))
+    dh, dc = (np.exp2(exponents) * rng.choice([-1.0, 1.0], size=exponents.shape)).astype(dtype)
+    with dispatch.reference_only():
+        cache = lstm_cell_forward(a, c_prev, False)[2]
+    (da, dc_prev), (da_twin, dc_prev_twin) = both_paths(lstm_cell_backward, dh, dc, cache)
+    bound = negligible_below(dtype)
+    for kernels, reference in ((da, da_twin), (dc_prev, dc_prev_twin)):
+        for result in (kernels, reference):
+            assert (result == 0).any() and not ((result != 0) & (np.abs(result) < bound)).any()
+        np.testing.assert_array_equal(kernels == 0, reference == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_adam_kernel_matches_numpy(rng, dtype):
     params = {"W": rng.standard_normal((3, 5)).astype(dtype), "b": rng.standard_normal(7).astype(dtype)}
     grads = [{k: rng.standard_normal(p.shape).astype(dtype) for k, p in params.items()} for _ in range(3)]
@@ -205,7 +226,7 @@ def test_adam_kernel_matches_numpy(rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_flush_negligible_kernel_matches_numpy(rng, dtype):
     """Magnitudes spread over every exponent of the dtype, subnormals and zeros included."""
-    from tinynet.optim.negligible import flush_negligible
+    from tinynet.negligible import flush_negligible
 
     info = np.finfo(dtype)
     exponents = rng.uniform(np.log2(info.smallest_subnormal), np.log2(info.max) - 1, size=(40, 25))

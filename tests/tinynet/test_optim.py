@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tinynet.backend import to_numpy
+from tinynet.negligible import flush_negligible, negligible_below
 from tinynet.optim import OPTIMIZERS, SGD, Adadelta, Adam, WeightAverage, clip_grad_norm, update_parameters
-from tinynet.optim.negligible import flush_negligible, negligible_below
 
 GRADIENTS = [np.array([0.5, -1.0, 2.0]), np.array([-0.25, 0.1, 1.5]), np.array([1.0, -3.0, 0.0])]
 START = np.array([1.0, 2.0, -1.0])

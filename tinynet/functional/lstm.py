@@ -26,6 +26,7 @@ sequence and backpropagate through time, CS231n-style. The decoder with direct a
 
 from ..backend import xp_of
 from ..dispatch import accelerated
+from ..negligible import flush_negligible
 from ..shapes import gate_blocks
 from .activations import sigmoid
 from .matmul import matmul
@@ -55,7 +56,9 @@ def lstm_cell_backward(dh, dc, cache):
 
     dh: (N, H) gradient w.r.t. h_t (from the layer above plus from step t+1).
     dc: (N, H) gradient w.r.t. c_t carried back from step t+1.
-    Returns da (N, 4H), dc_prev (N, H).
+    Returns da (N, 4H), dc_prev (N, H), each with its negligible values set to 0
+    (tinynet.negligible: a saturated gate's tiny slopes would otherwise leave subnormal
+    floats in them, slow on CPUs).
     """
     gates, c_prev, tanh_c, literal_eq13 = cache
     xp = xp_of(gates)
@@ -71,7 +74,10 @@ def lstm_cell_backward(dh, dc, cache):
         do = dh * tanh_c
     # eqs. (8)-(11): times the slopes, sigmoid' = s (1 - s) and tanh' = 1 - g^2
     da = xp.concatenate([di * i * (1 - i), df * f * (1 - f), dg * (1 - g * g), do * o * (1 - o)], axis=-1)
-    return da, dc * f
+    dc_prev = dc * f
+    flush_negligible(da)
+    flush_negligible(dc_prev)
+    return da, dc_prev
 
 
 def lstm_step_forward(inputs, c_prev, weights, b, literal_eq13=False):

@@ -1,12 +1,12 @@
 """One training step's parameter update (section 5.3): eq. (17)'s gradient, clipping by
 global norm, the optimizer's step and the weight average, in that order, and then the
 negligible values of the weights, the optimizer's state and the average set to zero
-(tinynet.optim.negligible)."""
+(tinynet.negligible)."""
 
 from ..dispatch import accelerated
 from ..functional.losses import add_l2_gradients
+from ..negligible import flush_negligible
 from .clip import clip_grad_norm
-from .negligible import flush_negligible
 
 
 @accelerated

@@ -7,7 +7,7 @@ or tinynet.optim computes, in one pass over memory instead of many temporaries.
     maxpool2d, its backward     tinynet.functional.pool    (eq. 6)
     lstm_cell_forward/backward  tinynet.functional.lstm    (eqs. 8-13)
     adam_update                 tinynet.optim.adam
-    flush_negligible            tinynet.optim.negligible
+    flush_negligible            tinynet.negligible
 
 The kernels over image planes (im2col, col2im, pooling, the layout copies) share the planes
 out over Numba's threads (prange) where the products are tinynet's own (OWN_PRODUCTS:
@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from ...negligible import negligible_below
 from .numba_gemm import USEFUL as OWN_PRODUCTS
 
 JIT = {"cache": True, "error_model": "numpy"}
@@ -283,10 +284,15 @@ def lstm_cell_forward(gates, c_prev, literal_eq13):
     return h, c, tanh_c
 
 
+@njit(inline="always", **JIT)
+def _flushed(x, below):
+    return x if abs(x) >= below else x - x  # 0 of x's type where |x| < below (tinynet.negligible)
+
+
 @njit(**JIT)
-def _lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da, dc_prev):
+def _lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, below, da, dc_prev):
     N, H = c_prev.shape
-    zero, one = gates.dtype.type(0), gates.dtype.type(1)
+    zero, one, below = gates.dtype.type(0), gates.dtype.type(1), gates.dtype.type(below)
     for n in range(N):
         a_i, a_f, a_g, a_o = gates[n, :H], gates[n, H:2 * H], gates[n, 2 * H:3 * H], gates[n, 3 * H:]
         da_i, da_f, da_g, da_o = da[n, :H], da[n, H:2 * H], da[n, 2 * H:3 * H], da[n, 3 * H:]
@@ -297,21 +303,22 @@ def _lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da, dc_prev
             d_i, d_o = dc_k * g, dh_n[k] * t                                        # (12), (13)
             if literal_eq13:
                 d_i, d_o = d_i + d_o, zero
-            da_i[k] = d_i * (i - i * i)                          # sigmoid' = s - s^2
-            da_f[k] = dc_k * c_prev_n[k] * (f - f * f)
-            da_g[k] = dc_k * i * (one - g * g)                   # tanh' = 1 - g^2
-            da_o[k] = d_o * (o - o * o)
-            dc_prev_n[k] = dc_k * f
+            da_i[k] = _flushed(d_i * (i - i * i), below)                  # sigmoid' = s - s^2
+            da_f[k] = _flushed(dc_k * c_prev_n[k] * (f - f * f), below)
+            da_g[k] = _flushed(dc_k * i * (one - g * g), below)           # tanh' = 1 - g^2
+            da_o[k] = _flushed(d_o * (o - o * o), below)
+            dc_prev_n[k] = _flushed(dc_k * f, below)
 
 
 def lstm_cell_backward(dh, dc, gates, c_prev, tanh_c, literal_eq13, da):
     """dh, dc: (N, H); gates (N, 4H) activated, c_prev and tanh_c (N, H) from the forward.
 
-    Writes the pre-activation gradient into da (N, 4H); returns da and dc_prev (N, H).
+    Writes the pre-activation gradient into da (N, 4H); returns da and dc_prev (N, H), their
+    negligible values 0 (tinynet.negligible).
     """
     dc_prev = np.empty_like(c_prev)
     _lstm_cell_backward(np.ascontiguousarray(dh), np.ascontiguousarray(dc), gates, c_prev, tanh_c,
-                        literal_eq13, da, dc_prev)
+                        literal_eq13, negligible_below(gates.dtype), da, dc_prev)
     return da, dc_prev
 
 
@@ -338,7 +345,7 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
                  float(step), float(eps_hat))
 
 
-# ---- negligible values (tinynet.optim.negligible) ----
+# ---- negligible values (tinynet.negligible) ----
 
 @njit(**JIT)
 def _flush_negligible(flat, below):

@@ -3,7 +3,7 @@ arguments, then the kernels (numba_kernels, numba_gemm). Listed in tinynet.accel
 
 import numpy as np
 
-from ...optim.negligible import negligible_below
+from ...negligible import negligible_below
 from ..cell_and_pool import CellAndPoolTwins
 from . import numba_gemm
 from . import numba_kernels as kernels
@@ -33,7 +33,7 @@ def adam_update(param, grad, m, v, beta1, beta2, step, eps_hat):
 
 
 def flush_negligible(array):
-    """tinynet.optim.negligible.flush_negligible, for a C-contiguous array."""
+    """tinynet.negligible.flush_negligible, for a C-contiguous array."""
     if not array.flags.c_contiguous:
         return NotImplemented
     kernels.flush_negligible(array, negligible_below(array.dtype))

@@ -10,7 +10,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ...optim.negligible import negligible_below
 from . import cuda_source
 
 FLOAT_TYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -53,7 +52,8 @@ class Reduction(NamedTuple):
 # The cell of eqs. (8)-(13) at one position (n, k), shared by the elementwise cell kernels
 # and the fused decoder kernels. sigmoid(a) = (tanh(a / 2) + 1) / 2, as in the NumPy and
 # Numba twins. The forward turns the four pre-activations into the activated gates in place.
-CELL_FUNCTIONS = cuda_source("cell.cuh")
+NEGLIGIBLE_FUNCTIONS = cuda_source("negligible.cuh")
+CELL_FUNCTIONS = NEGLIGIBLE_FUNCTIONS + cuda_source("cell.cuh")
 
 # ---- the elementwise and reduction kernels (fused.py) ----
 ELEMENTWISE_PREAMBLE = CELL_FUNCTIONS + cuda_source("elementwise.cuh")
@@ -128,7 +128,7 @@ THREADS = 256
 CHUNK = THREADS * 8
 UPDATE_KERNELS = ("tinynet_update_squares", "tinynet_update_apply")
 UPDATE_OPTIONS = ()  # CuPy's defaults
-_UPDATE_FUNCTIONS = cuda_source("update_chunks.cuh") + cuda_source("update.cu")
+_UPDATE_FUNCTIONS = NEGLIGIBLE_FUNCTIONS + cuda_source("update_chunks.cuh") + cuda_source("update.cu")
 
 
 def chunk_layout(sizes):
@@ -150,7 +150,6 @@ def update_layout_header(dtype, sizes, weights, with_average):
     return (f"typedef {FLOAT_TYPES[np.dtype(dtype)]} T;\n"
             f"const long long CHUNK = {CHUNK};\n"
             f"#define CHUNKS {chunks}\n"
-            f"const T NEGLIGIBLE = T({negligible_below(dtype)!r});\n"
             f"#define WITH_AVERAGE {int(bool(with_average))}\n"
             "#define TENSORS(X)" + "".join(f" \\\n    {tensor}" for tensor in tensors) + "\n")
 

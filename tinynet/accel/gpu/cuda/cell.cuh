@@ -19,6 +19,7 @@ __device__ void lstm_cell_forward_at(T& in_gate, T& forget_gate, T& new_state, T
 // h = u tanh(c) with u = o (or i as printed in eq. 13): c_t gets dh's share too; then
 // eq. (12), c = f c_prev + i g, and eqs. (8)-(11): sigmoid' = s - s^2, tanh' = 1 - g^2. In
 // the printed form the output gate does not reach the loss; dh tanh(c) goes to the input gate.
+// The gradients passed on are flushed (negligible.cuh), as tinynet.functional.lstm's are.
 template <typename T>
 __device__ void lstm_cell_backward_at(const T dh, const T dc, const T in_gate, const T forget_gate,
                                       const T new_state, const T out_gate, const T c_prev, const T tanh_c,
@@ -31,9 +32,9 @@ __device__ void lstm_cell_backward_at(const T dh, const T dc, const T in_gate, c
         d_i += d_o;
         d_o = (T)0;
     }
-    da_i = d_i * (in_gate - in_gate * in_gate);
-    da_f = dc_total * c_prev * (forget_gate - forget_gate * forget_gate);
-    da_g = dc_total * in_gate * (one - new_state * new_state);
-    da_o = d_o * (out_gate - out_gate * out_gate);
-    dc_prev = dc_total * forget_gate;
+    da_i = flushed(d_i * (in_gate - in_gate * in_gate));
+    da_f = flushed(dc_total * c_prev * (forget_gate - forget_gate * forget_gate));
+    da_g = flushed(dc_total * in_gate * (one - new_state * new_state));
+    da_o = flushed(d_o * (out_gate - out_gate * out_gate));
+    dc_prev = flushed(dc_total * forget_gate);
 }

@@ -1,10 +1,10 @@
 // One training step's parameter update in two kernels over every parameter tensor
 // (tinynet/accel/gpu/update.py): eq. (17)'s gradient, clipping by global norm, Adam and the
-// weight average. Read after update_chunks.cuh. The layout is compiled in: the header that
-// tinynet/accel/gpu/sources.py: update_source writes before both files defines
+// weight average. Read after negligible.cuh and update_chunks.cuh. The layout is compiled
+// in: the header that tinynet/accel/gpu/sources.py: update_source writes before the files
+// defines
 //   T, CHUNK       the float type and the numbers of one chunk (one block per chunk)
 //   CHUNKS         the number of chunks of all tensors together
-//   NEGLIGIBLE     the magnitude under which a value becomes 0 (tinynet/optim/negligible.py)
 //   WITH_AVERAGE   1 where the weight average is updated too, else 0
 //   TENSORS(X)     X(i, first, end, size, weight) for each tensor i: it owns the chunks
 //                  first .. end - 1 and holds `size` numbers; weight is 1 where eq. (17) applies

@@ -33,13 +33,9 @@ struct Step {
     T clip_scale, beta1, beta2, one_minus_beta1, one_minus_beta2, step, eps_hat, rate;
 };
 
-// x, or 0 where |x| < NEGLIGIBLE (tinynet/optim/negligible.py)
-__device__ T flushed(T x) {
-    return fabs(x) < NEGLIGIBLE ? T(0) : x;
-}
-
 // g <- (g + l2_twice w) clip_scale, then Adam's m, v and w, then the average a (if any);
-// then each of m, v, w and a flushed, as tinynet.optim.update_parameters does after them all
+// then each of m, v, w and a flushed (negligible.cuh), as tinynet.optim.update_parameters does
+// after them all
 __device__ void chunk_update(T* param, T* grad, T* m, T* v, T* average, long long size, long long begin,
                              T l2_twice, const Step& s) {
     const long long end = min(size, begin + CHUNK);
