@@ -89,16 +89,40 @@ def load_trained(path, xp, input_grad=False):
     return model, meta
 
 
-def export_for_inference(path, out, provenance):
-    """Write to `out` the checkpoint of the run at `path` that inference needs: its averaged
-    weights (what evaluation and completion use) as float32, its config and iteration, and
-    `provenance` (a JSON-able dict: the command, the data, the metrics); no optimizer state,
-    so it cannot be resumed. This is how the packaged model (config.PRETRAINED) is made."""
-    path = checkpoint_path(path)
-    params, _, meta, config = load_run_checkpoint(path, "inference")
-    weights = {name: np.asarray(value, dtype=np.float32) for name, value in params.items()}
-    check_params(path, weights, run_model(path, config).named_params(), describe(config))
-    kept = {key: meta[key] for key in ("iteration", "elapsed_s", "data_source") if key in meta}
+# What the members of one exported Ensemble must share: what builds each network, and what
+# decides the held-out digits and their corruption (so that its evaluation means one thing).
+ENSEMBLE_SHARED = ("model", "hidden", "layers", "literal_eq13", "dropout", *SPLIT_KEYS, *NOISE_KEYS)
+
+
+def export_for_inference(paths, out, provenance):
+    """Write to `out` the checkpoint that inference needs: the averaged weights (what
+    evaluation and completion use) as float32 of the run at `paths` (a run folder or its
+    checkpoint), or of the Ensemble of the single-model runs that `paths` lists (their mean
+    completion; they must agree on ENSEMBLE_SHARED); the config and iteration (an Ensemble's:
+    its first member's, with "members" and each member's seed and iteration under
+    "member_runs"), and `provenance` (a JSON-able dict: the command, the data, the metrics).
+    No optimizer state, so it cannot be resumed. This is how the packaged model
+    (config.PRETRAINED) is made."""
+    paths = [checkpoint_path(path) for path in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    trained = [load_trained(path, np) for path in paths]
+    config = saved_config(trained[0][1])
+    kept = {key: trained[0][1][key] for key in ("iteration", "elapsed_s", "data_source") if key in trained[0][1]}
+    if len(paths) > 1:
+        member_runs = []
+        for path, (_, meta) in zip(paths, trained):
+            member = saved_config(meta)
+            if member["members"] != 1:
+                raise CheckpointError(f"{path}: a run of {member['members']} members; an exported ensemble "
+                                      f"is made of single-model runs")
+            differing = [key for key in ENSEMBLE_SHARED if member.get(key) != config.get(key)]
+            if differing:
+                raise CheckpointError(f"{path}: differs from {paths[0]} in {', '.join(differing)}; the members "
+                                      f"of one ensemble must agree on {', '.join(ENSEMBLE_SHARED)}")
+            member_runs.append({"seed": member["seed"], "iteration": meta.get("iteration")})
+        config = {**config, "members": len(paths)}
+        kept["member_runs"] = member_runs
+    model = trained[0][0] if len(paths) == 1 else Ensemble([member for member, _ in trained])
+    weights = {name: np.asarray(value, dtype=np.float32) for name, value in model.named_params().items()}
     save_checkpoint(out, weights, {}, {**kept, "config": config, "inference_only": True, "provenance": provenance})
 
 
