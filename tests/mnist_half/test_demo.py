@@ -340,8 +340,8 @@ def test_held_out_digits_come_from_the_runs_test_split(server):
 
 
 def test_one_request_takes_well_under_a_second(server, digit):
-    """The forward and backward of the shipped model on one digit, on the CPU (about 50 ms on
-    one thread of a quiet 2-core machine; the bound leaves room for a busy one)."""
+    """The forward and backward of the shipped model (two members) on one digit, on the CPU
+    (about 120 ms on one thread of a 2-core machine; the bound leaves room for a busy one)."""
     noisy, _ = digit
     started = time.perf_counter()
     status, answer = server.post("/api/inspect", {"image": noisy.tolist(), "row": 27})
