@@ -33,7 +33,7 @@ from mnist_half.inspection import (
     load_for_inspection,
     thought_vector,
 )
-from mnist_half.models import build_model, complete_images
+from mnist_half.models import Ensemble, build_model, complete_images
 from mnist_half.runs import load_trained
 from tinynet.dispatch import reference_only
 from tinynet.functional.activations import sigmoid
@@ -112,6 +112,11 @@ def digit(server):
 def model():
     """The shipped model loaded on its own, as `complete` loads it but with the image's gradient."""
     return load_trained(PRETRAINED, np, input_grad=True)[0]
+
+
+def networks(model):
+    """The networks whose mean `model` completes with: an Ensemble's members, or the model."""
+    return list(model.members.values()) if isinstance(model, Ensemble) else [model]
 
 
 # --- the page's files --------------------------------------------------------------------
@@ -274,14 +279,18 @@ def test_the_completion_is_completes(server, digit):
 def test_the_gradients_are_the_models_backward(server, digit, model, objective):
     """The image's and v's gradients of row ROW's scalar are one call of the model's backward
     with that scalar's gradient on row ROW alone: 1 for the sum, (y - target) / (28 rmse) for
-    the RMSE (eq. 15)."""
+    the RMSE (eq. 15). Of an ensemble (the shipped model is one), the mean of its members:
+    each member's backward gets 1/M of it, the image's gradient is their sum, and v's is the
+    first member's, whose internals the page shows."""
     noisy, original = digit
     request = {"image": noisy.tolist(), "row": ROW}
     if objective == "row_rmse":
         request["target"] = original.tolist()
     status, answer = server.post("/api/inspect", request)
     assert status == 200 and answer["objective"] == objective and answer["row"] == ROW
-    y = model.forward(noisy[None])
+    members = networks(model)
+    y = sum(member.forward(noisy[None]) for member in members) / len(members)
+    np.testing.assert_allclose(y, model.forward(noisy[None]), rtol=1e-6)
     dy = np.zeros_like(y)
     if objective == "row_sum":
         dy[0, ROW] = 1
@@ -290,22 +299,27 @@ def test_the_gradients_are_the_models_backward(server, digit, model, objective):
         diff = y[0, ROW] - original[ROW]
         value = np.sqrt(np.mean(diff**2))
         dy[0, ROW] = diff / (28 * value)
-    dx, dv = model.backward_with_thought(dy)
+    dx, dv = 0, None
+    for member in members:
+        member.forward(noisy[None])
+        dx_member, dv_member = member.backward_with_thought(dy / len(members))
+        np.testing.assert_allclose(member.backward(dy / len(members))[0], dx_member[0])  # its first half
+        dx, dv = dx + dx_member, dv_member if dv is None else dv
     assert answer["objective_value"] == pytest.approx(float(value), rel=1e-5)
     for got, want in ((answer["grad_image"], dx[0]), (answer["grad_v"], dv[0])):
         got = np.array(got)
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
-    np.testing.assert_allclose(model.backward(dy)[0], dx[0])  # backward is backward_with_thought's first half
 
 
 def test_the_internals_are_the_decoders_own_states(server, digit, model):
     """The v and per-layer i, f, g, o, c, h shown for step ROW are those of the decoder's
     forward: c_t is what step t+1 reads as c_{t-1}, h_t what the layer above (or eq. 14's
-    output layer) reads, v the encoder's output."""
+    output layer) reads, v the encoder's output; of an ensemble, its first member's."""
     noisy, _ = digit
     status, answer = server.post("/api/inspect", {"image": noisy.tolist(), "row": ROW})
     assert status == 200
+    model = networks(model)[0]
     with reference_only():
         y = model.forward(noisy[None])
         steps = [decoder_step(model.decoder, t) for t in (ROW, ROW + 1)]
@@ -364,12 +378,11 @@ def test_a_cnn_cnn_run_or_an_ensemble_is_shown_for_what_applies(tmp_path, name, 
     assert status == status_info == 200 and info["model"] == name and info["members"] == members
     loaded = load_trained(checkpoint, np, input_grad=True)[0]
     np.testing.assert_allclose(np.array(answer["completion"]), complete_images(loaded, x[None], np)[0], atol=2e-5)
-    networks = list(loaded.members.values()) if members > 1 else [loaded]
     dx = 0
-    for network in networks:
+    for network in networks(loaded):
         y = network.forward(x[None])
         dy = np.zeros_like(y)
-        dy[0, 16] = 1 / len(networks)
+        dy[0, 16] = 1 / members
         dx = dx + network.backward(dy)[0]
     np.testing.assert_allclose(np.array(answer["grad_image"]), dx, rtol=1e-3, atol=1e-4 * np.abs(dx).max())
     if name == "cnn-cnn":
