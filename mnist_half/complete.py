@@ -25,7 +25,7 @@ from .cli import add_device_arg, require_positive, require_samples, run_command
 from .config import INFERENCE_BATCH, PRETRAINED
 from .image_files import check_output, read_input, write_output
 from .models import MODEL_LABELS, complete_images
-from .runs import load_trained
+from .runs import load_trained, trained_for
 
 
 def parse_args(argv=None):
@@ -55,7 +55,7 @@ def main(argv=None):
     write_output(output_path, completed, input_format, inputs=[input_path])
     label = MODEL_LABELS[meta["config"]["model"]]
     print(f"wrote {len(completed)} completed image{'s' * (len(completed) != 1)} to {output_path} "
-          f"({label}, {args.checkpoint}, iteration {meta.get('iteration', '?')}"
+          f"({label}, {args.checkpoint}, {trained_for(meta)}"
           f"{f', mean of {args.samples} dropout samples' if args.samples > 1 else ''})")
 
 

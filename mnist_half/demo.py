@@ -44,7 +44,7 @@ def main(argv=None):
         host, port = server.server_address[:2]
         url = f"http://{host}:{port}/"
         info = app.info()
-        print(f"mnist-half demo: {info['label']} ({args.checkpoint}, iteration {info['iteration']}); "
+        print(f"mnist-half demo: {info['label']} ({args.checkpoint}, {info['trained_for']}); "
               f"held-out digits: {info['held_out']['source']}")
         print(f"serving on {url}  (Ctrl-C stops)", flush=True)
         if args.open:

@@ -31,7 +31,7 @@ from .config import INFERENCE_BATCH, METRICS_FILE, saved_config
 from .corruption import corrupt_held_out, lower_rows, upper_rows
 from .models import complete_images
 from .reader import load_or_train_classifier, predict
-from .runs import checkpoint_path, load_split, load_trained
+from .runs import checkpoint_path, load_split, load_trained, trained_for
 
 IMAGE_METRICS = ("rmse", "rmse_upper", "rmse_lower", "psnr_db")
 METRICS = (*IMAGE_METRICS, "accuracy")
@@ -122,6 +122,7 @@ def evaluate_checkpoint(path, device="auto", batch_size=INFERENCE_BATCH, progres
         "model": config["model"],
         "members": config["members"],
         "iteration": meta.get("iteration"),
+        "trained_for": trained_for(meta),
         "noise": config["noise"],
         "noise_amount": config["noise_amount"],
         "digits": len(clean),
@@ -151,8 +152,8 @@ def format_table(report):
              for row in (header, *rows)]
     samples = report.get("samples", 1)
     members = report.get("members", 1)
-    title = (f"{report['model']}{f' (mean of {members} members)' if members > 1 else ''} at iteration "
-             f"{report['iteration']}: {report['digits']:,} test digits, "
+    title = (f"{report['model']}{f' (mean of {members} members)' if members > 1 else ''} at {report['trained_for']}: "
+             f"{report['digits']:,} test digits, "
              f"noise {report['noise']}{f', mean of {samples} dropout samples' if samples > 1 else ''}")
     return "\n".join([title, lines[0], "-" * len(lines[0]), *lines[1:]])
 

@@ -42,7 +42,7 @@ from .config import PRETRAINED
 from .corruption import NOISES, blank_lower_half, corrupt
 from .data import DataError, load_embedded, load_mnist, split_dataset
 from .models import CNNLSTM, IMAGE_SIZE, MODEL_LABELS, Ensemble
-from .runs import checkpoint_path, data_kind, load_trained
+from .runs import checkpoint_path, data_kind, load_trained, trained_for
 
 NO_NOISE = "none"
 NOISE_NAMES = {NO_NOISE: "none", "sp": "salt and pepper", "gauss": "Gaussian"}
@@ -258,7 +258,7 @@ def describe_model(model, meta, checkpoint):
     shipped = checkpoint_path(checkpoint).resolve() == PRETRAINED
     return {"model": name, "label": MODEL_LABELS[name],
             "checkpoint": "the model that ships with the package" if shipped else str(checkpoint),
-            "iteration": meta.get("iteration"), "layers": config.get("layers") if name == "cnn-lstm" else None,
+            "iteration": meta.get("iteration"), "trained_for": trained_for(meta), "layers": config.get("layers") if name == "cnn-lstm" else None,
             "hidden": config.get("hidden") if name == "cnn-lstm" else None,
             "literal_eq13": bool(config.get("literal_eq13", False)), "members": config.get("members", 1),
             "noise": {key: {"name": label, "amount": None if key == NO_NOISE else noise_amount(key, config)}

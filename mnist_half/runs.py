@@ -89,6 +89,16 @@ def load_trained(path, xp, input_grad=False):
     return model, meta
 
 
+def trained_for(meta):
+    """How long a saved model trained, in words: 'iteration 50000', or for an exported
+    Ensemble (export_for_inference) its members' 'iterations 50000 and 34000'."""
+    runs = meta.get("member_runs")
+    if not runs:
+        return f"iteration {meta.get('iteration', '?')}"
+    counts = [str(run["iteration"]) for run in runs]
+    return f"iterations {', '.join(counts[:-1])} and {counts[-1]}"
+
+
 # What the members of one exported Ensemble must share: what builds each network, and what
 # decides the held-out digits and their corruption (so that its evaluation means one thing).
 ENSEMBLE_SHARED = ("model", "hidden", "layers", "literal_eq13", "dropout", *SPLIT_KEYS, *NOISE_KEYS)

@@ -397,7 +397,7 @@ async function start() {
   const info = state.info;
   const members = info.members > 1 ? `, the mean of ${info.members} networks (internals of the first)` : "";
   $("model-line").textContent = `${info.label}${info.layers ? `, ${info.layers} LSTM layers of ${info.hidden}` : ""}` +
-    `${members}; ${info.checkpoint}, iteration ${info.iteration}. Everything runs in tinynet on this machine.`;
+    `${members}; ${info.checkpoint}, ${info.trained_for}. Everything runs in tinynet on this machine.`;
   if (info.model !== "cnn-lstm") {
     $("output-note").textContent = "The CNN-CNN draws all 28 rows at once; the slider picks the row whose gradient is shown.";
   }

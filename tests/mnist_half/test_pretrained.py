@@ -12,7 +12,7 @@ from mnist_half.corruption import corrupt_held_out, lower_rows
 from mnist_half.data import load_embedded
 from mnist_half.evaluation import evaluate_checkpoint
 from mnist_half.models import Ensemble, build_model
-from mnist_half.runs import export_for_inference, load_trained
+from mnist_half.runs import export_for_inference, load_trained, trained_for
 
 
 def test_the_packaged_model_loads_and_says_how_it_was_made():
@@ -68,6 +68,7 @@ def test_export_of_several_runs_is_their_ensemble(tmp_path):
     ensemble, meta = load_trained(tmp_path / "ensemble.npz", np)
     assert isinstance(ensemble, Ensemble) and meta["config"]["members"] == 2
     assert meta["member_runs"] == [{"seed": 0, "iteration": 5}, {"seed": 1, "iteration": 7}]
+    assert trained_for(meta) == "iterations 5 and 7" and trained_for({"iteration": 5}) == "iteration 5"
     x = corrupt_held_out(load_embedded().images[:4], DEFAULTS)
     members = [load_trained(tmp_path / f"run{seed}", np)[0].forward(x) for seed in (0, 1)]
     assert not np.allclose(members[0], members[1])  # two different networks
