@@ -40,9 +40,9 @@ DEFAULTS = {
 # Config entries that must be positive integers.
 POSITIVE_KEYS = ("iters", "batch_size", "hidden", "layers", "checkpoint_every", "members", "target_neighbours")
 
-# The CNN-LSTM that ships with the package: its averaged weights and its run's config and
-# metrics (provenance: mnist_half/pretrained/README.md); `complete` and `evaluate` use it
-# when no --checkpoint is given.
+# The CNN-LSTM that ships with the package, an ensemble of two: each member's averaged
+# weights, the config and the metrics (provenance: mnist_half/pretrained/README.md);
+# `complete`, `evaluate` and `demo` use it when no --checkpoint is given.
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "cnn-lstm.npz"
 
 # The files of a run folder.
