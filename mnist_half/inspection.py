@@ -258,7 +258,8 @@ def describe_model(model, meta, checkpoint):
     shipped = checkpoint_path(checkpoint).resolve() == PRETRAINED
     return {"model": name, "label": MODEL_LABELS[name],
             "checkpoint": "the model that ships with the package" if shipped else str(checkpoint),
-            "iteration": meta.get("iteration"), "trained_for": trained_for(meta), "layers": config.get("layers") if name == "cnn-lstm" else None,
+            "iteration": meta.get("iteration"), "trained_for": trained_for(meta),
+            "layers": config.get("layers") if name == "cnn-lstm" else None,
             "hidden": config.get("hidden") if name == "cnn-lstm" else None,
             "literal_eq13": bool(config.get("literal_eq13", False)), "members": config.get("members", 1),
             "noise": {key: {"name": label, "amount": None if key == NO_NOISE else noise_amount(key, config)}

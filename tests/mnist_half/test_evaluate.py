@@ -56,7 +56,8 @@ def test_table_is_aligned_with_a_dash_where_a_metric_does_not_apply(pair):
     y_hat, y = pair
     methods = {"cnn-lstm": image_metrics(y_hat, y, np.array([3, 7]), lambda images: np.array([3, 7])),
                "clean": {**dict.fromkeys(METRICS), "accuracy": 1.0}}
-    report = {"model": "cnn-lstm", "iteration": 5, "trained_for": "iteration 5", "digits": 2, "noise": "sp", "methods": methods}
+    report = {"model": "cnn-lstm", "iteration": 5, "trained_for": "iteration 5", "digits": 2, "noise": "sp",
+              "methods": methods}
     lines = format_table(report).splitlines()
     assert lines[0] == "cnn-lstm at iteration 5: 2 test digits, noise sp"
     assert lines[1].split() == ["method", *METRICS]
