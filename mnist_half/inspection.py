@@ -41,7 +41,7 @@ from .cli import UsageError
 from .config import PRETRAINED
 from .corruption import NOISES, blank_lower_half, corrupt
 from .data import DataError, load_embedded, load_mnist, split_dataset
-from .models import CNNLSTM, IMAGE_SIZE, MODEL_LABELS, Ensemble
+from .models import CNNLSTM, IMAGE_SIZE, MODEL_LABELS, networks
 from .runs import checkpoint_path, data_kind, load_trained, trained_for
 
 NO_NOISE = "none"
@@ -93,7 +93,7 @@ def load_for_inspection(path=PRETRAINED):
 
 def model_name(model):
     """'cnn-lstm' or 'cnn-cnn' for a model or an Ensemble of them."""
-    first = next(iter(model.members.values())) if isinstance(model, Ensemble) else model
+    first = networks(model)[0]
     return "cnn-lstm" if isinstance(first, CNNLSTM) else "cnn-cnn"
 
 
@@ -185,7 +185,7 @@ def inspect_digit(model, image, row, target=None):
     x = check_image(image)[None]
     row = check_row(row)
     target = None if target is None else check_image(target, "target")
-    members = list(model.members.values()) if isinstance(model, Ensemble) else [model]
+    members = networks(model)
     v = grad_v = layers = None
     with reference_only():
         y = sum(member.forward(x, train=False) for member in members) / len(members)  # as Ensemble.forward

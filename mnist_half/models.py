@@ -146,6 +146,11 @@ class Ensemble(Layer):
         return sum(member.forward(x, train=train) for member in self.members.values()) / len(self.members)
 
 
+def networks(model):
+    """The networks whose mean `model` completes with: an Ensemble's members, or the model itself."""
+    return list(model.members.values()) if isinstance(model, Ensemble) else [model]
+
+
 def build_model(name, rng, config, mean_intensity, dtype=np.float32, input_grad=False):
     """The model `name` with its output bias at logit(mean pixel intensity), so its first
     outputs already match the average image instead of 0.5 grey (docs/training.md).

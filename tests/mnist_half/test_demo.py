@@ -33,7 +33,7 @@ from mnist_half.inspection import (
     load_for_inspection,
     thought_vector,
 )
-from mnist_half.models import Ensemble, build_model, complete_images
+from mnist_half.models import build_model, complete_images, networks
 from mnist_half.runs import load_trained
 from tinynet.dispatch import reference_only
 from tinynet.functional.activations import sigmoid
@@ -112,11 +112,6 @@ def digit(server):
 def model():
     """The shipped model loaded on its own, as `complete` loads it but with the image's gradient."""
     return load_trained(PRETRAINED, np, input_grad=True)[0]
-
-
-def networks(model):
-    """The networks whose mean `model` completes with: an Ensemble's members, or the model."""
-    return list(model.members.values()) if isinstance(model, Ensemble) else [model]
 
 
 # --- the page's files --------------------------------------------------------------------
@@ -299,12 +294,12 @@ def test_the_gradients_are_the_models_backward(server, digit, model, objective):
         diff = y[0, ROW] - original[ROW]
         value = np.sqrt(np.mean(diff**2))
         dy[0, ROW] = diff / (28 * value)
-    dx, dv = 0, None
+    each = []  # (dx, dv) of each member, from its share of the gradient
     for member in members:
         member.forward(noisy[None])
-        dx_member, dv_member = member.backward_with_thought(dy / len(members))
-        np.testing.assert_allclose(member.backward(dy / len(members))[0], dx_member[0])  # its first half
-        dx, dv = dx + dx_member, dv_member if dv is None else dv
+        each.append(member.backward_with_thought(dy / len(members)))
+        np.testing.assert_allclose(member.backward(dy / len(members))[0], each[-1][0][0])  # its first half
+    dx, dv = sum(dx_member for dx_member, _ in each), each[0][1]
     assert answer["objective_value"] == pytest.approx(float(value), rel=1e-5)
     for got, want in ((answer["grad_image"], dx[0]), (answer["grad_v"], dv[0])):
         got = np.array(got)
