@@ -40,9 +40,11 @@ def test_complete_without_a_checkpoint_uses_the_packaged_model(run_cli, tmp_path
     assert drawn < 0.8 * blank  # it redraws the lower half, much closer than leaving it black
 
 
-def tiny_run(path, data=None, seed=0, hidden=8, iteration=5):
-    """A run checkpoint of a small CNN-LSTM with a weight average, as training saves one."""
-    config = {**DEFAULTS, **PRESETS["quick"], "hidden": hidden, "layers": 2, "members": 1, "data": data, "seed": seed}
+def tiny_run(path, data=None, seed=0, hidden=8, iteration=5, **changes):
+    """A run checkpoint of a small CNN-LSTM with a weight average, as training saves one;
+    `changes`: other config entries."""
+    config = {**DEFAULTS, **PRESETS["quick"], "hidden": hidden, "layers": 2, "members": 1, "data": data, "seed": seed,
+              **changes}
     model = build_model("cnn-lstm", np.random.default_rng(seed), config, mean_intensity=0.13)
     params = model.named_params()
     average = {**{name: value + 1 for name, value in params.items()}, "t": np.array(5)}
